@@ -1,0 +1,11 @@
+"""memlab.numerics: numba-accelerated evaluation of the theory (no torch here)."""
+
+from .gmm import (GMMData, GMMDenoiser, eps_to_x0, generalizing_denoiser, gmm_denoiser,
+                  memorizing_denoiser, pmem_denoiser, sample_gmm, x0_to_eps)
+from .losses import ExcessLosses, LossResult, gmm_excess_losses, per_draw_losses, training_loss
+from .sampler import SampleResult, ddim_sample
+
+__all__ = ["GMMData", "GMMDenoiser", "eps_to_x0", "generalizing_denoiser", "gmm_denoiser",
+           "memorizing_denoiser", "pmem_denoiser", "sample_gmm", "x0_to_eps", "ExcessLosses",
+           "LossResult", "gmm_excess_losses", "per_draw_losses", "training_loss", "SampleResult",
+           "ddim_sample"]

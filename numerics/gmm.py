@@ -1,0 +1,241 @@
+"""The Gaussian-mixture memorization laboratory: data and exact denoisers (arXiv:2508.17689v1).
+
+Data model (Eq. 10): ``pi_* = (1/K) sum_k N(mu_*^k, sigma_*^2 I_d)`` with means uniform on the sphere
+of radius ``sqrt(d)``.  Denoisers are instances of the isotropic shared-variance GMM denoiser
+(Eqs. 14-15) evaluated by the numba kernels of :mod:`memlab.numerics._kernels` with a stable
+log-sum-exp that stays exact at t = 0.001.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..theory import _checks, grid
+from . import _kernels
+
+__all__ = ["GMMData", "GMMDenoiser", "sample_gmm", "gmm_denoiser", "generalizing_denoiser",
+           "memorizing_denoiser", "pmem_denoiser", "eps_to_x0", "x0_to_eps"]
+
+
+def _time(t) -> float:
+    if isinstance(t, bool):
+        raise TypeError("t must be a number in (0, 1)")
+    try:
+        tf = float(t)
+    except (TypeError, ValueError):
+        raise TypeError(f"t must be a number in (0, 1) (got {t!r})") from None
+    if not np.isfinite(tf) or not 0.0 < tf < 1.0:
+        raise ValueError(f"t must lie in the open interval (0, 1) (got {t!r})")
+    return tf
+
+
+@dataclass(frozen=True)
+class GMMData:
+    """A draw of the laboratory data set (arXiv:2508.17689v1, Eq. 10 and App. H.1).
+
+    Attributes
+    ----------
+    means : ndarray, shape (K, d)
+        True component means ``mu_*^k``, uniform on the sphere of radius ``sqrt(d)``.
+    train : ndarray, shape (N, d)
+        Training points ``x^i = mu_*^{c_i} + sigma_* z_i``.
+    labels : ndarray, shape (N,)
+        Component labels ``c_i`` (uniform, independent; cluster counts are random).
+    heldout : ndarray, shape (n_heldout, d)
+        Fresh draws from the same mixture (test set).
+    heldout_labels : ndarray
+        Their labels.
+    sigma2 : float
+        Component variance ``sigma_*^2``.
+    seed : int
+        Seed the draw was made from.
+    """
+
+    means: np.ndarray
+    train: np.ndarray
+    labels: np.ndarray
+    heldout: np.ndarray
+    heldout_labels: np.ndarray
+    sigma2: float
+    seed: int
+
+    @property
+    def N(self) -> int:
+        return self.train.shape[0]
+
+    @property
+    def d(self) -> int:
+        return self.train.shape[1]
+
+    @property
+    def K(self) -> int:
+        return self.means.shape[0]
+
+
+def sample_gmm(N: int, d: int, K: int, *, sigma2: float = 1.0, n_heldout: int = 100,
+               seed: int = 0) -> GMMData:
+    """Draw means, a training set and a held-out set of the laboratory mixture.
+
+    Parameters
+    ----------
+    N, d, K : int
+        Training-set size, dimension and number of components (all >= 1).
+    sigma2 : float
+        Component variance ``sigma_*^2 > 0`` (the paper uses 1).
+    n_heldout : int
+        Size of the held-out set (the paper uses 100).
+    seed : int
+        Seed of ``numpy.random.default_rng``; the same seed gives the same data.
+
+    Returns
+    -------
+    GMMData
+
+    References
+    ----------
+    arXiv:2508.17689v1, Eq. 10 and App. H.1.
+
+    Examples
+    --------
+    >>> data = sample_gmm(20, 5, 3, seed=1)
+    >>> data.train.shape, bool(np.allclose(np.linalg.norm(data.means, axis=1), np.sqrt(5)))
+    ((20, 5), True)
+    """
+    N = _checks.positive_int("N", N)
+    d = _checks.positive_int("d", d)
+    K = _checks.positive_int("K", K)
+    sigma2 = _checks.positive_float("sigma2", sigma2)
+    n_heldout = _checks.positive_int("n_heldout", n_heldout)
+    seed = _checks.positive_int("seed", seed, minimum=0)
+    rng = np.random.default_rng(seed)
+    g = rng.standard_normal((K, d))
+    means = np.sqrt(d) * g / np.linalg.norm(g, axis=1, keepdims=True)
+    sd = np.sqrt(sigma2)
+    labels = rng.integers(0, K, size=N)
+    train = means[labels] + sd * rng.standard_normal((N, d))
+    h_labels = rng.integers(0, K, size=n_heldout)
+    heldout = means[h_labels] + sd * rng.standard_normal((n_heldout, d))
+    return GMMData(means=means, train=train, labels=labels, heldout=heldout,
+                   heldout_labels=h_labels, sigma2=sigma2, seed=seed)
+
+
+@dataclass(frozen=True)
+class GMMDenoiser:
+    """Isotropic shared-variance GMM denoiser (arXiv:2508.17689v1, Eqs. 14-15).
+
+    ``xbar(t, x) = sum_i p_i (mu_i + alpha_t sigma^2 / D_t (x - alpha_t mu_i))`` with
+    ``D_t = alpha_t^2 sigma^2 + sigma_t^2`` and ``p = softmax(-||x - alpha_t mu_i||^2 / (2 D_t))``;
+    weights fixed at 1/M.  Special cases (spec section 2): generalizing (true means, ``sigma_*^2``),
+    memorizing (all training points, 0), partially memorizing (M training points, 0), trainable
+    (any means and ``sigma^2 >= 0``).
+
+    Attributes
+    ----------
+    means : ndarray, shape (M, d)
+    sigma2 : float
+        Shared component variance ``sigma^2 >= 0``.
+    name : str
+        Label used in plots and reports.
+    """
+
+    means: np.ndarray
+    sigma2: float = 0.0
+    name: str = "gmm"
+
+    def __post_init__(self):
+        mu = _checks.finite_array("means", self.means, ndim=2)
+        if mu.shape[0] < 1 or mu.shape[1] < 1:
+            raise ValueError(f"means must have shape (M, d) with M, d >= 1 (got {mu.shape})")
+        object.__setattr__(self, "means", np.ascontiguousarray(mu))
+        object.__setattr__(self, "sigma2", _checks.positive_float("sigma2", self.sigma2, allow_zero=True))
+
+    @property
+    def M(self) -> int:
+        return self.means.shape[0]
+
+    @property
+    def d(self) -> int:
+        return self.means.shape[1]
+
+    def predict(self, t, x):
+        """Return ``(x0_hat, eps_hat)`` at time ``t`` for points ``x`` of shape (d,) or (B, d).
+
+        ``eps_hat`` uses the residual form ``sigma_t / D_t sum_i p_i (x - alpha_t mu_i)`` (no
+        cancellation at small t); ``x0_hat`` is the posterior mean of Eq. 14.
+        """
+        t = _time(t)
+        xa = _checks.finite_array("x", x)
+        single = xa.ndim == 1
+        xb = np.ascontiguousarray(xa.reshape(1, -1) if single else xa)
+        if xb.ndim != 2 or xb.shape[1] != self.d:
+            raise ValueError(f"x must have shape (d,) or (B, d) with d = {self.d} (got {xa.shape})")
+        out_x0 = np.empty_like(xb)
+        out_eps = np.empty_like(xb)
+        _kernels.denoise_direct(xb, self.means, float(grid.alpha(t)), t, self.sigma2, out_x0, out_eps)
+        if single:
+            return out_x0[0], out_eps[0]
+        return out_x0, out_eps
+
+    def x0(self, t, x):
+        """Posterior-mean (x0) prediction ``xbar(t, x)`` (Eq. 14)."""
+        return self.predict(t, x)[0]
+
+    def eps(self, t, x):
+        """Noise (epsilon) prediction in residual form (spec section 2, ε output)."""
+        return self.predict(t, x)[1]
+
+    __call__ = x0
+
+
+def gmm_denoiser(means, sigma2: float) -> GMMDenoiser:
+    """Trainable-family denoiser with given means and shared variance (Eq. 14)."""
+    return GMMDenoiser(np.asarray(means, dtype=np.float64), sigma2, "trainable")
+
+
+def generalizing_denoiser(data: GMMData) -> GMMDenoiser:
+    """Exact MMSE denoiser of the true mixture ``pi_*`` (Eq. 14 with M = K, true means, sigma_*^2)."""
+    return GMMDenoiser(data.means, data.sigma2, "generalizing")
+
+
+def memorizing_denoiser(train) -> GMMDenoiser:
+    """MMSE denoiser of the empirical measure (Eqs. 8-9): all N training points, sigma^2 = 0."""
+    return GMMDenoiser(np.asarray(train, dtype=np.float64), 0.0, "memorizing")
+
+
+def pmem_subset(N: int, M: int, *, subset: str = "first", seed: int | None = None) -> np.ndarray:
+    """Indices of the M memorized points: the first M, or a seeded random subset (nested in M)."""
+    N = _checks.positive_int("N", N)
+    M = _checks.positive_int("M", M)
+    if M > N:
+        raise ValueError(f"M must satisfy 1 <= M <= N = {N} (got {M})")
+    if subset == "first":
+        return np.arange(M)
+    if subset == "random":
+        seed = 0 if seed is None else _checks.positive_int("seed", seed, minimum=0)
+        return np.random.default_rng(seed).permutation(N)[:M]
+    raise ValueError(f"subset must be 'first' or 'random' (got {subset!r})")
+
+
+def pmem_denoiser(train, M: int, *, subset: str = "first", seed: int | None = None) -> GMMDenoiser:
+    """Partially memorizing denoiser (Eq. 13): M of the N training points, sigma^2 = 0.
+
+    ``subset="first"`` (the paper's choice) or ``"random"`` (seeded; equivalent in distribution).
+    With M = N it is the memorizing denoiser.
+    """
+    train = _checks.finite_array("train", train, ndim=2)
+    idx = pmem_subset(train.shape[0], M, subset=subset, seed=seed)
+    return GMMDenoiser(train[idx], 0.0, f"pmem(M={len(idx)})")
+
+
+def x0_to_eps(t, x, x0_hat):
+    """``eps_hat = (x - alpha_t x0_hat) / sigma_t`` (spec section 2; loses digits at small t)."""
+    t = _time(t)
+    return (np.asarray(x, dtype=np.float64) - grid.alpha(t) * np.asarray(x0_hat, dtype=np.float64)) / t
+
+
+def eps_to_x0(t, x, eps_hat):
+    """``x0_hat = (x - sigma_t eps_hat) / alpha_t`` (spec section 2)."""
+    t = _time(t)
+    return (np.asarray(x, dtype=np.float64) - t * np.asarray(eps_hat, dtype=np.float64)) / grid.alpha(t)
