@@ -1,0 +1,194 @@
+"""Command-line interface: ``memlab mstar | plot gmm-losses | demo | cite``.
+
+Bad input prints one line (``memlab: error: ...``) and exits with status 2, without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+PRESETS = ("paper", "uniform", "noise")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit 2
+        self.exit(2, f"memlab: error: {message} (see `{self.prog} --help`)\n")
+
+
+def _jsonable(obj):
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: _jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, np.generic):
+        return obj.item()
+    return obj
+
+
+def _emit_warnings(caught) -> list[str]:
+    msgs = []
+    for w in caught:
+        msg = str(w.message)
+        if msg not in msgs:
+            msgs.append(msg)
+            print(f"memlab: warning: {msg}", file=sys.stderr)
+    return msgs
+
+
+def _cmd_mstar(args) -> int:
+    from .theory.crossover import predict_mstar
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = predict_mstar(args.N, C=args.C, weighting=args.weighting, sigma2=args.sigma2,
+                            d=args.d, K=args.K)
+    if args.json:
+        print(json.dumps(_jsonable(res), indent=2))
+        return 0
+    _emit_warnings(caught)
+    if res.crossover:
+        print(f"M* = {res.m_star:.4f}  (M*/N = {res.ratio:.6f}, r = {res.r:.6f})  "
+              f"for N={res.N}, C={res.C:g}, weighting={res.weighting}, sigma2={res.sigma2:g}")
+    else:
+        print(f"no crossover: {res.message}")
+    return 0
+
+
+def _gmm_losses_figure(N, d, K, t, n_noise, seed, n_m, out):
+    from .numerics.losses import gmm_excess_losses
+    from .plot import plt, plot_gmm_losses, save_figure
+
+    step = max(N // n_m, 1)
+    Ms = sorted(set(list(range(step, N + 1, step)) + [N]))
+    t0 = time.perf_counter()
+    res = gmm_excess_losses(N, d, K, t, Ms, n_noise=n_noise, seed=seed)
+    elapsed = time.perf_counter() - t0
+    fig, ax = plt.subplots(figsize=(6.4, 4.6))
+    plot_gmm_losses(res, ax=ax)
+    paths = save_figure(fig, out, "gmm_losses")
+    plt.close(fig)
+    return res, paths, elapsed
+
+
+def _cmd_plot(args) -> int:
+    if args.what == "gmm-losses":
+        res, paths, elapsed = _gmm_losses_figure(args.N, args.d, args.K, args.t, args.n_noise,
+                                                 args.seed, args.n_m, args.out)
+        if args.json:
+            print(json.dumps({"result": _jsonable(res), "files": [str(p) for p in paths]}, indent=2))
+        else:
+            print(f"Monte Carlo excess losses ({elapsed:.1f} s): generalizing "
+                  f"{res.generalizing:.4f} +- {res.generalizing_se:.4f} vs Thm 3.1 {res.theory_generalizing:.4f}")
+            for p in paths:
+                print(f"wrote {p}")
+    return 0
+
+
+def _cmd_demo(args) -> int:
+    from .theory.crossover import predict_mstar
+    from .theory.grid import paper_grid
+
+    t_start = time.perf_counter()
+    print("memlab demo: capacity crossover M* (mission Eq. 14 = arXiv:2508.17689v1 Eq. 21)")
+    print("M* = N (1 - r/C), r = sum_l lam_l/(psi_l sigma*^2 + 1) / sum_l lam_l on the 26-point grid, sigma*^2 = 1\n")
+    Ns = (50, 100, 150, 200)
+    for C in (2.0, 1.0):
+        header = f"{'weighting':>9} {'r':>9} {'M*/N':>8} " + " ".join(f"{'N=' + str(n):>9}" for n in Ns)
+        print(f"C = {C:g}")
+        print(header)
+        for w in PRESETS:
+            rows = [predict_mstar(n, C=C, weighting=w) for n in Ns]
+            r0 = rows[0]
+            print(f"{w:>9} {r0.r:9.5f} {r0.ratio:8.4f} " + " ".join(f"{x.m_star:9.2f}" for x in rows))
+        print()
+    print("'paper' is the fitted weighting of the paper (Fig. 3); 'noise' (lambda = psi_t) is the training "
+          "objective, dominated by t = 0.001, and does not predict the transition.\n")
+    t16 = float(paper_grid()[16])
+    res, paths, elapsed = _gmm_losses_figure(200, 50, 12, t16, 100, 0, 20, args.out)
+    print(f"Monte Carlo excess losses, N=200, d=50, K=12, t={t16:.5f}, 100 draws ({elapsed:.1f} s):")
+    print(f"  generalizing: {res.generalizing:.3f} +- {res.generalizing_se:.3f}  (Thm 3.1: {res.theory_generalizing:.3f})")
+    for m, v, s in zip(res.M, res.pmem, res.pmem_se):
+        if m in (40, 100, 160):
+            print(f"  pmem M={m:3d}:  {v:.3f} +- {s:.3f}  (Thm 3.2, C=1..2: "
+                  f"{(1 - m / 200) * 50:.1f} .. {2 * (1 - m / 200) * 50:.1f})")
+    for p in paths:
+        print(f"wrote {p}")
+    print(f"demo finished in {time.perf_counter() - t_start:.1f} s")
+    return 0
+
+
+def _cmd_cite(args) -> int:
+    from . import cite
+
+    print(cite())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="memlab", description="Memorization vs generalization in diffusion models: "
+                "capacity crossover M*, Monte Carlo losses of the GMM laboratory, figures.")
+    sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
+
+    m = sub.add_parser("mstar", help="predicted capacity crossover M* (mission Eq. 14 = arXiv:2508.17689v1 Eq. 21)",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    m.add_argument("--N", type=int, required=True, help="training-set size (>= 1)")
+    m.add_argument("--C", type=float, default=2.0, help="Thm 3.2 constant (> 0; the paper uses 2)")
+    m.add_argument("--weighting", choices=PRESETS, default="paper", help="time weighting preset")
+    m.add_argument("--sigma2", type=float, default=1.0, help="component variance sigma*^2 (> 0)")
+    m.add_argument("--d", type=int, default=None, help="data dimension (enables validity diagnostics)")
+    m.add_argument("--K", type=int, default=None, help="number of components (coupon-collector check; needs --d)")
+    m.add_argument("--json", action="store_true", help="machine-readable output")
+    m.set_defaults(func=_cmd_mstar)
+
+    pl = sub.add_parser("plot", help="figures")
+    psub = pl.add_subparsers(dest="what", required=True, parser_class=_Parser)
+    g = psub.add_parser("gmm-losses", help="Monte Carlo excess losses vs M/N with the theory lines",
+                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    g.add_argument("--N", type=int, default=200, help="training-set size")
+    g.add_argument("--d", type=int, default=50, help="data dimension")
+    g.add_argument("--K", type=int, default=12, help="number of mixture components")
+    g.add_argument("--t", type=float, default=0.36028, help="diffusion time in (0, 1)")
+    g.add_argument("--n-noise", type=int, default=100, help="noise draws per training point (>= 2)")
+    g.add_argument("--n-m", type=int, default=20, help="number of M values (M = k * N // n_m)")
+    g.add_argument("--seed", type=int, default=0, help="data seed")
+    g.add_argument("--out", default="memlab_out", help="output directory")
+    g.add_argument("--json", action="store_true", help="print the result as JSON")
+    g.set_defaults(func=_cmd_plot)
+
+    dm = sub.add_parser("demo", help="M* tables and the gmm-losses figure (under 2 minutes on 2 cores)")
+    dm.add_argument("--out", default="memlab_out", help="output directory for figures")
+    dm.set_defaults(func=_cmd_demo)
+
+    c = sub.add_parser("cite", help="print the references")
+    c.set_defaults(func=_cmd_cite)
+    return p
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, TypeError) as exc:
+        msg = " ".join(str(exc).split())
+        print(f"memlab: error: {msg}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"memlab: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
