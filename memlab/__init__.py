@@ -9,5 +9,31 @@ from .numerics import (ExcessLosses, GMMData, GMMDenoiser, LossResult, SampleRes
                        generalizing_denoiser, gmm_denoiser, gmm_excess_losses, memorizing_denoiser,
                        pmem_denoiser, sample_gmm, training_loss)
 from .theory import paper_grid
+from .theory._checks import MemlabValidityWarning
+from .theory.crossover import MStarResult, derive_crossover, predict_mstar
 
 __version__ = "0.1.0"
+
+__all__ = ["predict_mstar", "MStarResult", "derive_crossover", "gmm_excess_losses", "ExcessLosses",
+           "training_loss", "LossResult", "sample_gmm", "GMMData", "GMMDenoiser", "gmm_denoiser",
+           "generalizing_denoiser", "memorizing_denoiser", "pmem_denoiser", "ddim_sample",
+           "SampleResult", "paper_grid", "MemlabValidityWarning", "cite", "__version__"]
+
+_CITATIONS = """\
+@article{buchanan2025edge,
+  title   = {On the Edge of Memorization in Diffusion Models},
+  author  = {Buchanan, Sam and Pai, Druv and Ma, Yi and De Bortoli, Valentin},
+  journal = {arXiv preprint arXiv:2508.17689}, year = {2025}}
+@article{bonnaire2025why,
+  title   = {Why Diffusion Models Don't Memorize: The Role of Implicit Dynamical Regularization in Training},
+  author  = {Bonnaire, Tony and Urfin, Rapha{\\"e}l and Biroli, Giulio and M{\\'e}zard, Marc},
+  journal = {arXiv preprint arXiv:2505.17638}, year = {2025}}
+@article{gu2023memorization,
+  title   = {On Memorization in Diffusion Models},
+  author  = {Gu, Xiangming and Du, Chao and Pang, Tianyu and Li, Chongxuan and Lin, Min and Wang, Ye},
+  journal = {arXiv preprint arXiv:2310.02664}, year = {2023}}"""
+
+
+def cite() -> str:
+    """BibTeX entries of the papers memlab implements."""
+    return _CITATIONS

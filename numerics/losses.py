@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..theory import _checks, grid
+from ..theory import _checks, crossover, grid
 from . import _kernels
 from .gmm import GMMDenoiser, _time, pmem_subset, sample_gmm
 
@@ -215,7 +215,7 @@ class ExcessLosses:
     def theory_pmem(self, C: float = 2.0) -> np.ndarray:
         """Thm 3.2 approximation ``C (1 - M/N) d sigma_*^2`` at this result's M values."""
         C = _checks.positive_float("C", C)
-        return C * (1.0 - self.M / self.N) * self.d * self.sigma2
+        return crossover.pmem_excess_value(self.M, self.N, C, self.d, self.sigma2)
 
 
 def gmm_excess_losses(N: int, d: int, K: int, t, Ms, *, sigma2: float = 1.0, n_noise: int = 100,
@@ -294,7 +294,7 @@ def gmm_excess_losses(N: int, d: int, K: int, t, Ms, *, sigma2: float = 1.0, n_n
         M=np.array(Ms_list), pmem=pm, pmem_se=pm_se,
         generalizing=float(diff_gen.mean()), generalizing_se=mc_standard_error(diff_gen),
         mem_loss=float(v_mem.mean()), mem_loss_se=mc_standard_error(v_mem),
-        theory_generalizing=d * data.sigma2 / (psi_t * data.sigma2 + 1.0),
+        theory_generalizing=float(crossover.gen_excess_value(d, data.sigma2, psi_t)),
         N=N, d=d, K=K, t=t, psi=psi_t, sigma2=data.sigma2, n_noise=n_noise, seed=seed, subset=subset,
         coupon_bound=grid.coupon_collector_bound(d, K), in_window=psi_t >= grid.validity_psi_min(d),
     )

@@ -1,0 +1,83 @@
+"""CLI: outputs checked against the API, bad input -> one line on stderr and exit status 2."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import memlab
+
+
+def run(*args):
+    return subprocess.run([sys.executable, "-m", "memlab", *args], capture_output=True, text=True,
+                          timeout=300, env={"MPLBACKEND": "Agg", "PATH": "/usr/bin:/bin"})
+
+
+def test_mstar_json_matches_api():
+    r = run("mstar", "--N", "200", "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    api = memlab.predict_mstar(200)
+    assert round(out["ratio"], 3) == 0.8
+    assert out["m_star"] == pytest.approx(api.m_star, rel=1e-15)
+
+
+def test_mstar_text_and_validity_warning():
+    r = run("mstar", "--N", "50", "--d", "50", "--K", "12", "--weighting", "uniform")
+    assert r.returncode == 0, r.stderr
+    api = memlab.predict_mstar(50, weighting="uniform", d=50, K=12)
+    assert f"{api.m_star:.4f}" in r.stdout
+    assert "warning" in r.stderr and "coupon" in r.stderr.lower()
+
+
+@pytest.mark.parametrize("args,flag", [
+    (["mstar", "--N", "0"], "N"),
+    (["mstar", "--N", "2.5"], "--N"),
+    (["mstar", "--N", "100", "--C", "-1"], "C"),
+    (["mstar", "--N", "100", "--sigma2", "0"], "sigma2"),
+    (["mstar", "--N", "100", "--weighting", "bogus"], "--weighting"),
+    (["mstar", "--N", "100", "--d", "0"], "d"),
+    (["plot", "gmm-losses", "--N", "20", "--d", "5", "--K", "2", "--t", "1.5", "--out", "/tmp/x"], "t"),
+    (["plot", "gmm-losses", "--N", "20", "--d", "5", "--K", "0", "--out", "/tmp/x"], "K"),
+    (["plot", "gmm-losses", "--N", "20", "--d", "5", "--K", "2", "--n-noise", "0", "--out", "/tmp/x"], "n_noise"),
+])
+def test_bad_input_one_line_exit_2(args, flag):
+    r = run(*args)
+    assert r.returncode == 2
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "Traceback" not in r.stderr
+    assert flag in lines[0]
+
+
+def test_plot_gmm_losses_writes_png_and_pdf(tmp_path):
+    r = run("plot", "gmm-losses", "--N", "40", "--d", "20", "--K", "3", "--n-noise", "5", "--n-m", "8",
+            "--out", str(tmp_path), "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    for suffix in ("png", "pdf"):
+        p = tmp_path / f"gmm_losses.{suffix}"
+        assert p.exists() and p.stat().st_size > 1000
+    api = memlab.gmm_excess_losses(40, 20, 3, 0.36028, out["result"]["M"], n_noise=5)
+    np.testing.assert_allclose(out["result"]["pmem"], api.pmem, rtol=1e-12)
+
+
+def test_import_memlab_without_torch_and_layer_imports():
+    code = "import sys, memlab, memlab.validation; assert 'torch' not in sys.modules; print('ok')"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
+    import ast
+    import pathlib
+    root = pathlib.Path(memlab.__file__).resolve().parent.parent
+    forbidden = {"theory": {"numba", "torch"}, "numerics": {"torch"}, "memlab": {"torch"}}
+    for layer, banned in forbidden.items():
+        for path in (root / layer).glob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                names = []
+                if isinstance(node, ast.Import):
+                    names = [a.name for a in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                    names = [node.module]
+                for n in names:
+                    assert n.split(".")[0] not in banned, f"{path} imports {n}"
