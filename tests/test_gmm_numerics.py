@@ -261,3 +261,13 @@ def test_denoiser_bad_input():
         memorizing_denoiser(np.zeros((2, 3))).x0(0.5, np.zeros(4))
     with pytest.raises(ValueError, match="M must satisfy"):
         pmem_denoiser(np.zeros((3, 2)), 4)
+
+
+def test_docstring_examples_run():
+    import doctest
+
+    from memlab.numerics import gmm, losses, sampler
+
+    for mod in (gmm, losses, sampler, grid):
+        res = doctest.testmod(mod, optionflags=doctest.NORMALIZE_WHITESPACE)
+        assert res.attempted >= 1 and res.failed == 0, mod.__name__

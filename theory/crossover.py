@@ -713,7 +713,7 @@ def gen_excess_value(d, sigma2, psi):
 
     Examples
     --------
-    >>> round(gen_excess_value(50, 1.0, grid.psi(grid.paper_grid()[16])), 3)
+    >>> round(float(gen_excess_value(50, 1.0, grid.psi(grid.paper_grid()[16]))), 3)
     6.49
     """
     return _excess_functions()[0](d, sigma2, np.asarray(psi, dtype=np.float64))
