@@ -62,7 +62,7 @@ def _cmd_mstar(args) -> int:
         print(f"M* = {res.m_star:.4f}  (M*/N = {res.ratio:.6f}, r = {res.r:.6f})  "
               f"for N={res.N}, C={res.C:g}, weighting={res.weighting}, sigma2={res.sigma2:g}")
     else:
-        print(f"no crossover: {res.message}")
+        print(res.message)
     return 0
 
 
