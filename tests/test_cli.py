@@ -27,7 +27,8 @@ def test_mstar_json_matches_api():
 def test_mstar_text_and_validity_warning():
     r = run("mstar", "--N", "50", "--d", "50", "--K", "12", "--weighting", "uniform")
     assert r.returncode == 0, r.stderr
-    api = memlab.predict_mstar(50, weighting="uniform", d=50, K=12)
+    with pytest.warns(memlab.MemlabValidityWarning):
+        api = memlab.predict_mstar(50, weighting="uniform", d=50, K=12)
     assert f"{api.m_star:.4f}" in r.stdout
     assert "warning" in r.stderr and "coupon" in r.stderr.lower()
 
