@@ -8,7 +8,7 @@ log-sum-exp that stays exact at t = 0.001.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 

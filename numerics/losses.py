@@ -8,7 +8,7 @@ error conditional on the data is ``SE = (1/N) sqrt(sum_i s_i^2 / n_noise)`` (spe
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
