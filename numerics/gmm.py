@@ -19,18 +19,6 @@ __all__ = ["GMMData", "GMMDenoiser", "sample_gmm", "gmm_denoiser", "generalizing
            "memorizing_denoiser", "pmem_denoiser", "eps_to_x0", "x0_to_eps"]
 
 
-def _time(t) -> float:
-    if isinstance(t, bool):
-        raise TypeError("t must be a number in (0, 1)")
-    try:
-        tf = float(t)
-    except (TypeError, ValueError):
-        raise TypeError(f"t must be a number in (0, 1) (got {t!r})") from None
-    if not np.isfinite(tf) or not 0.0 < tf < 1.0:
-        raise ValueError(f"t must lie in the open interval (0, 1) (got {t!r})")
-    return tf
-
-
 @dataclass(frozen=True)
 class GMMData:
     """A draw of the laboratory data set (arXiv:2508.17689v1, Eq. 10 and App. H.1).
@@ -165,7 +153,7 @@ class GMMDenoiser:
         ``eps_hat`` uses the residual form ``sigma_t / D_t sum_i p_i (x - alpha_t mu_i)`` (no
         cancellation at small t); ``x0_hat`` is the posterior mean of Eq. 14.
         """
-        t = _time(t)
+        t = _checks.unit_time("t", t)
         xa = _checks.finite_array("x", x)
         single = xa.ndim == 1
         xb = np.ascontiguousarray(xa.reshape(1, -1) if single else xa)
@@ -231,11 +219,11 @@ def pmem_denoiser(train, M: int, *, subset: str = "first", seed: int | None = No
 
 def x0_to_eps(t, x, x0_hat):
     """``eps_hat = (x - alpha_t x0_hat) / sigma_t`` (spec section 2; loses digits at small t)."""
-    t = _time(t)
+    t = _checks.unit_time("t", t)
     return (np.asarray(x, dtype=np.float64) - grid.alpha(t) * np.asarray(x0_hat, dtype=np.float64)) / t
 
 
 def eps_to_x0(t, x, eps_hat):
     """``x0_hat = (x - sigma_t eps_hat) / alpha_t`` (spec section 2)."""
-    t = _time(t)
+    t = _checks.unit_time("t", t)
     return (np.asarray(x, dtype=np.float64) - t * np.asarray(eps_hat, dtype=np.float64)) / grid.alpha(t)

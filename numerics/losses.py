@@ -14,7 +14,7 @@ import numpy as np
 
 from ..theory import _checks, crossover, grid
 from . import _kernels
-from .gmm import GMMDenoiser, _time, pmem_subset, sample_gmm
+from .gmm import GMMDenoiser, pmem_subset, sample_gmm
 
 __all__ = ["LossResult", "ExcessLosses", "per_draw_losses", "training_loss", "gmm_excess_losses",
            "mc_standard_error"]
@@ -64,7 +64,7 @@ def per_draw_losses(points, t, denoisers, *, n_noise: int = 100, seed: int = 0,
     list of ndarray
         For each denoiser an array of shape (len(prefixes[j]), N, n_noise).
     """
-    t = _time(t)
+    t = _checks.unit_time("t", t)
     pts = _checks.finite_array("points", points, ndim=2)
     n_noise = _checks.positive_int("n_noise", n_noise, minimum=2)
     N, d = pts.shape
@@ -162,7 +162,7 @@ def training_loss(denoiser: GMMDenoiser, points, t, *, n_noise: int = 100, seed:
     """
     (v,) = per_draw_losses(points, t, [denoiser], n_noise=n_noise, seed=seed)
     v = v[0]
-    t = _time(t)
+    t = float(t)  # validated by per_draw_losses
     return LossResult(value=float(v.mean()), se=mc_standard_error(v), t=t, psi=float(grid.psi(t)),
                       n_points=v.shape[0], n_noise=v.shape[1], seed=seed)
 
@@ -266,7 +266,7 @@ def gmm_excess_losses(N: int, d: int, K: int, t, Ms, *, sigma2: float = 1.0, n_n
     N = _checks.positive_int("N", N)
     d = _checks.positive_int("d", d)
     K = _checks.positive_int("K", K)
-    t = _time(t)
+    t = _checks.unit_time("t", t)
     n_noise = _checks.positive_int("n_noise", n_noise, minimum=2)
     if isinstance(Ms, (str, bytes)):
         raise TypeError("Ms must be a sequence of integers")

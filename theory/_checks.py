@@ -52,6 +52,19 @@ def unit_interval_times(name: str, values) -> np.ndarray:
     return arr
 
 
+def unit_time(name: str, value) -> float:
+    """Return a scalar time as a ``float`` strictly inside (0, 1)."""
+    if isinstance(value, bool) or not isinstance(value, (numbers.Real, np.ndarray)):
+        raise TypeError(f"{name} must be a number in (0, 1) (got {value!r})")
+    try:
+        tf = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a number in (0, 1) (got {value!r})") from None
+    if not np.isfinite(tf) or not 0.0 < tf < 1.0:
+        raise ValueError(f"{name} must lie in the open interval (0, 1) (got {value!r})")
+    return tf
+
+
 def weights(name: str, values, n: int) -> np.ndarray:
     """Return a 1-D float64 array of ``n`` finite, non-negative, not-all-zero weights."""
     arr = _real_array(name, values)
