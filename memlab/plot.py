@@ -16,7 +16,7 @@ import numpy as np  # noqa: E402
 from .numerics.losses import ExcessLosses  # noqa: E402
 from .theory import crossover  # noqa: E402
 
-__all__ = ["plot_gmm_losses", "save_figure"]
+__all__ = ["plot_gmm_losses", "plot_rf_spectrum", "save_figure"]
 
 
 def save_figure(fig, out_dir, stem: str) -> list[Path]:
@@ -71,5 +71,61 @@ def plot_gmm_losses(res: ExcessLosses, *, C_values=(1.0, 2.0), ax=None):
     ax.set_title(f"N={res.N}, d={res.d}, K={res.K}, t={res.t:.5g} ($\\psi_t$={res.psi:.4g}), "
                  f"{res.n_noise} noise draws", fontsize=9)
     ax.legend(fontsize=7, loc="lower left")
+    ax.grid(True, which="both", alpha=0.25)
+    return ax
+
+
+def plot_rf_spectrum(spec, eigenvalues=None, *, d=None, ax=None, bins_per_decade=12):
+    """Theory density of ``U`` on a log-lambda axis over a finite-size eigenvalue histogram (Fig. 4 analogue).
+
+    Line: the Theorem 3.1 density per decade, ``ln(10) lambda rho(lambda)``, continuous part; the
+    delta peak at ``s_t^2`` is a vertical bar labelled with its weight.  Markers with error bars:
+    the eigenvalues of a finite-size ``U`` (e.g. the Gaussian-equivalent one) per decade, with Poisson
+    (1 SD) errors; eigenvalues equal to ``s_t^2`` (the delta peak) are counted separately in the label.
+    Bulk edges from the solver are shaded.
+    """
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7.0, 4.4))
+    s2 = spec.delta_location
+    lam = spec.lambdas
+    keep = lam > s2 * (1 + 1e-6)
+    ax.plot(lam[keep], np.log(10) * lam[keep] * spec.density[keep], color="C0", lw=1.6,
+            label=r"theory (Thm 3.1): $\ln 10\,\lambda\,\rho(\lambda)$")
+    for a, b, m in spec.bulks:
+        ax.axvspan(a, b, color="C0", alpha=0.07, lw=0)
+        ax.text(np.sqrt(a * b), 0.0, f"{m:.4f}", ha="center", va="bottom", fontsize=7, color="C0",
+                transform=ax.get_xaxis_transform())
+    w = spec.delta_weight
+    if w > 0:
+        ax.axvline(s2, color="C3", lw=2.0, label=rf"$\delta$-peak at $s_t^2$ = {s2:.3g}, weight {w:.4f}")
+    if eigenvalues is not None:
+        ev = np.asarray(eigenvalues, dtype=float)
+        p = ev.size
+        at_peak = np.abs(ev - s2) <= 1e-9 * max(1.0, s2)
+        rest = ev[~at_peak]
+        lo = np.log10(max(rest.min(), s2 * (1 + 1e-6))) if rest.size else np.log10(s2)
+        hi = np.log10(rest.max()) if rest.size else lo + 1
+        nb = max(5, int(np.ceil((hi - lo) * bins_per_decade)))
+        edges = np.logspace(lo - 1e-9, hi + 1e-9, nb + 1)
+        counts, _ = np.histogram(rest, bins=edges)
+        width = np.diff(np.log10(edges))
+        centers = np.sqrt(edges[:-1] * edges[1:])
+        nz = counts > 0
+        dd = f", d = {d}" if d is not None else ""
+        ax.errorbar(centers[nz], counts[nz] / (p * width[nz]), yerr=np.sqrt(counts[nz]) / (p * width[nz]),
+                    fmt="o", ms=3.5, capsize=2, color="k",
+                    label=f"finite-size U eigenvalues (p = {p}{dd}; {int(at_peak.sum())} at $s_t^2$ = "
+                          f"{at_peak.mean():.4f})")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    top = np.log(10) * lam[keep] * spec.density[keep]
+    if np.any(top > 0):
+        ax.set_ylim(max(top[top > 0].min(), top.max() * 1e-5), top.max() * 3)
+    ax.set_xlabel(r"eigenvalue $\lambda$ of $U$ (dimensionless; loss units per $d$)")
+    ax.set_ylabel(r"eigenvalue density per decade, $dN/(p\,d\log_{10}\lambda)$")
+    c = spec.constants
+    ax.set_title(rf"$\psi_p$ = {spec.psi_p:g}, $\psi_n$ = {spec.psi_n:g}, t = {spec.t:g}, "
+                 f"{c.activation}, $\\sigma_x$ = {c.sigma_x:g}", fontsize=9)
+    ax.legend(fontsize=7, loc="upper left")
     ax.grid(True, which="both", alpha=0.25)
     return ax
