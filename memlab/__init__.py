@@ -8,7 +8,11 @@ optional, imported lazily).  ``import memlab`` never imports torch.
 from .numerics import (ExcessLosses, GMMData, GMMDenoiser, LossResult, SampleResult, ddim_sample,
                        generalizing_denoiser, gmm_denoiser, gmm_excess_losses, memorizing_denoiser,
                        pmem_denoiser, sample_gmm, training_loss)
+from .numerics.rf_spectrum import SpectrumResult, rf_spectrum
+from .numerics.timescales import TimescalesResult, predict_timescales
 from .theory import paper_grid
+from .theory.gep import GEPConstants, gep_constants
+from .theory.rf_symbolic import derive_rf
 from .theory._checks import MemlabValidityWarning
 from .theory.crossover import MStarResult, derive_crossover, predict_mstar
 
@@ -17,7 +21,8 @@ __version__ = "0.1.0"
 __all__ = ["predict_mstar", "MStarResult", "derive_crossover", "gmm_excess_losses", "ExcessLosses",
            "training_loss", "LossResult", "sample_gmm", "GMMData", "GMMDenoiser", "gmm_denoiser",
            "generalizing_denoiser", "memorizing_denoiser", "pmem_denoiser", "ddim_sample",
-           "SampleResult", "paper_grid", "MemlabValidityWarning", "cite", "__version__"]
+           "SampleResult", "paper_grid", "rf_spectrum", "SpectrumResult",
+           "predict_timescales", "TimescalesResult", "gep_constants", "GEPConstants", "derive_rf", "MemlabValidityWarning", "cite", "__version__"]
 
 _CITATIONS = """\
 @article{buchanan2025edge,

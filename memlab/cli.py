@@ -1,4 +1,4 @@
-"""Command-line interface: ``memlab mstar | plot gmm-losses | demo | cite``.
+"""Command-line interface: ``memlab mstar | timescales | spectrum | plot gmm-losses | demo | cite``.
 
 Bad input prints one line (``memlab: error: ...``) and exits with status 2, without a traceback.
 """
@@ -25,7 +25,7 @@ class _Parser(argparse.ArgumentParser):
 
 def _jsonable(obj):
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: _jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+        return {f.name: _jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj) if not f.name.startswith("_")}
     if isinstance(obj, dict):
         return {str(k): _jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
@@ -34,6 +34,8 @@ def _jsonable(obj):
         return obj.tolist()
     if isinstance(obj, np.generic):
         return obj.item()
+    if callable(obj):
+        return getattr(obj, "__name__", repr(obj))
     return obj
 
 
@@ -125,8 +127,102 @@ def _cmd_demo(args) -> int:
             print(f"  pmem M={m:3d}:  {v:.3f} +- {s:.3f}  (Thm 3.2, C=1..2: {lo[j]:.1f} .. {hi[j]:.1f})")
     for p in paths:
         print(f"wrote {p}")
+
+    from .numerics.timescales import predict_timescales
+
+    print("\nrandom-features timescales (arXiv:2505.17638 MT 3): p = 6400, d = 100, t = 0.1, tanh")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rows = [predict_timescales(n, 6400, 100, 0.1) for n in (200, 400, 800, 1600, 3200, 12800)]
+    print(_timescales_table(rows))
+    print("tau_gen does not depend on n; tau_mem grows linearly with n, so the early-stopping window "
+          "tau_mem/tau_gen widens with n; for n > p (regime II) there is no memorization phase.\n")
+    spec, eigs, paths, _ = _spectrum_figure(64.0, 8.0, 0.01, 100, 0, "tanh", 1.0, False, args.out)
+    print(_spectrum_summary(spec, eigs))
+    for p in paths:
+        print(f"wrote {p}")
     print(f"demo finished in {time.perf_counter() - t_start:.1f} s")
     return 0
+
+
+def _cmd_timescales(args) -> int:
+    from .numerics.timescales import predict_timescales
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = predict_timescales(args.n, args.p, args.d, args.t, activation=args.activation,
+                                 sigma_x=args.sigma_x, center=args.center, numeric=not args.no_numeric)
+    if args.json:
+        print(json.dumps(_jsonable(res), indent=2))
+        return 0
+    _emit_warnings(caught)
+    print(_timescales_table([res]))
+    return 0
+
+
+def _timescales_table(rows) -> str:
+    head = (f"{'n':>7} {'p':>7} {'d':>5} {'t':>7} {'regime':>9} {'tau_gen':>10} {'tau_mem':>11} "
+            f"{'tau_mem_num':>11} {'window':>9} {'n*':>7}")
+    lines = [head]
+    for r in rows:
+        i = r.inputs
+        num = f"{r.tau_mem_numeric:11.5g}" if r.tau_mem_numeric is not None else f"{'-':>11}"
+        lines.append(f"{i['n']:7d} {i['p']:7d} {i['d']:5d} {i['t']:7.4g} {r.regime:>9} {r.tau_gen:10.5g} "
+                     f"{r.tau_mem:11.5g} {num} {r.window:9.4g} {r.n_star:7d}")
+    lines.append(f"units: {rows[0].units}; tau_mem = psi_p/(Delta_t lambda_min) (arXiv:2505.17638 MT 3), "
+                 "tau_mem_num from the solved spectrum, tau_gen = psi_p/(Delta_t mean(rho_2))")
+    return "\n".join(lines)
+
+
+def _spectrum_figure(psi_p, psi_n, t, d, seed, activation, sigma_x, center, out):
+    from .numerics.rf_matrices import gep_eigenvalues, gep_matrices
+    from .numerics.rf_spectrum import rf_spectrum
+    from .plot import plot_rf_spectrum, plt, save_figure
+
+    p, n = int(round(psi_p * d)), int(round(psi_n * d))
+    if p < 1 or n < 1:
+        raise ValueError(f"d={d} is too small for psi_p={psi_p:g}, psi_n={psi_n:g}: need p = psi_p*d >= 1 "
+                         "and n = psi_n*d >= 1")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        spec = rf_spectrum(psi_p, psi_n, t, activation=activation, sigma_x=sigma_x, center=center)
+    mats = gep_matrices(n, p, d, t, activation=activation, sigma_x=sigma_x, center=center, seed=seed,
+                        dense=False)
+    eigs = gep_eigenvalues(mats)
+    fig, ax = plt.subplots(figsize=(7.0, 4.4))
+    plot_rf_spectrum(spec, eigs, d=d, ax=ax)
+    paths = save_figure(fig, out, f"rf_spectrum_psip{psi_p:g}_psin{psi_n:g}_t{t:g}")
+    plt.close(fig)
+    return spec, eigs, paths, caught
+
+
+def _cmd_spectrum(args) -> int:
+    spec, eigs, paths, caught = _spectrum_figure(args.psi_p, args.psi_n, args.t, args.d, args.seed,
+                                                 args.activation, args.sigma_x, args.center, args.out)
+    if args.json:
+        print(json.dumps({"bulks": spec.bulks, "delta_weight": spec.delta_weight,
+                          "delta_location": spec.delta_location, "diagnostics": _jsonable(spec.diagnostics),
+                          "files": [str(p) for p in paths]}, indent=2))
+        return 0
+    _emit_warnings(caught)
+    print(_spectrum_summary(spec, eigs))
+    for p in paths:
+        print(f"wrote {p}")
+    return 0
+
+
+def _spectrum_summary(spec, eigs) -> str:
+    lines = [f"spectrum of U (Thm 3.1), psi_p={spec.psi_p:g}, psi_n={spec.psi_n:g}, t={spec.t:g}: "
+             f"delta peak at s_t^2={spec.delta_location:.4g}, weight {spec.delta_weight:.5f} "
+             f"(theory {spec.diagnostics['theory_masses']['delta']:.5f})"]
+    from .numerics.rf_spectrum import count_per_bulk
+
+    p = eigs.size
+    n_delta, counts = count_per_bulk(spec, eigs)
+    lines.append(f"  delta peak: p*weight = {p * spec.delta_weight:.1f}; finite-size count {n_delta}")
+    for (a, b, m), cnt in zip(spec.bulks, counts):
+        lines.append(f"  bulk [{a:.5g}, {b:.5g}]  mass {m:.5f}  (p*mass = {p * m:.1f}; finite-size count {cnt})")
+    return "\n".join(lines)
 
 
 def _cmd_cite(args) -> int:
@@ -134,6 +230,12 @@ def _cmd_cite(args) -> int:
 
     print(cite())
     return 0
+
+
+def _rf_options(sp):
+    sp.add_argument("--activation", default="tanh", help="tanh, erf, relu or gelu (relu/gelu need --center)")
+    sp.add_argument("--sigma-x", type=float, default=1.0, help="data standard deviation (> 0)")
+    sp.add_argument("--center", action="store_true", help="use sigma(h) - mu0(t) (spec 1.3)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -167,9 +269,33 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--json", action="store_true", help="print the result as JSON")
     g.set_defaults(func=_cmd_plot)
 
-    dm = sub.add_parser("demo", help="M* tables and the gmm-losses figure (under 2 minutes on 2 cores)")
+    dm = sub.add_parser("demo", help="M* tables, the gmm-losses figure, RF timescales table and spectrum "
+                        "figure (under 2 minutes on 2 cores)")
     dm.add_argument("--out", default="memlab_out", help="output directory for figures")
     dm.set_defaults(func=_cmd_demo)
+
+    tsp = sub.add_parser("timescales", help="tau_gen, tau_mem, window and n* = p of a random-features score "
+                         "model (arXiv:2505.17638 MT 3)", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    tsp.add_argument("--n", type=int, required=True, help="training-set size (>= 1)")
+    tsp.add_argument("--p", type=int, required=True, help="number of random features (>= 1)")
+    tsp.add_argument("--d", type=int, required=True, help="data dimension (>= 1)")
+    tsp.add_argument("--t", type=float, required=True, help="OU diffusion time (> 0)")
+    _rf_options(tsp)
+    tsp.add_argument("--no-numeric", action="store_true", help="skip the solved spectrum (tau_mem_numeric)")
+    tsp.add_argument("--json", action="store_true", help="machine-readable output")
+    tsp.set_defaults(func=_cmd_timescales)
+
+    spp = sub.add_parser("spectrum", help="theory density of U over a finite-size eigenvalue histogram "
+                         "(Fig. 4 analogue)", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    spp.add_argument("--psi-p", type=float, required=True, help="p/d (> 0)")
+    spp.add_argument("--psi-n", type=float, required=True, help="n/d (> 0)")
+    spp.add_argument("--t", type=float, required=True, help="OU diffusion time (> 0)")
+    spp.add_argument("--d", type=int, default=100, help="dimension of the finite-size Gaussian-equivalent U")
+    spp.add_argument("--seed", type=int, default=0, help="seed of W, X, Omega")
+    _rf_options(spp)
+    spp.add_argument("--out", default="memlab_out", help="output directory")
+    spp.add_argument("--json", action="store_true", help="machine-readable output")
+    spp.set_defaults(func=_cmd_spectrum)
 
     c = sub.add_parser("cite", help="print the references")
     c.set_defaults(func=_cmd_cite)

@@ -83,7 +83,7 @@ def _newton(q, r, s, z, thetas, omegas, pp, pn, aE, b2, v2, s2, sx2, max_iter, t
         if not (np.isfinite(q.real) and np.isfinite(q.imag) and np.isfinite(r.real)
                 and np.isfinite(r.imag) and np.isfinite(s.real) and np.isfinite(s.imag)):
             return q, r, s, NONFINITE, it, np.inf
-        if abs(q) < 1e-280:
+        if abs(q) < 1e-100:   # spurious q -> 0 branch; q**2 would underflow near 1e-154
             return q, r, s, SPURIOUS, it, np.inf
         step = max(abs(dq) / (abs(q) + 1e-300), abs(dr) / (abs(r) + 1e-300), abs(ds) / (abs(s) + 1e-300))
         if step < 1e-15:

@@ -22,7 +22,7 @@ from ..theory.gep import GEPConstants, gep_constants
 from . import _rf_solver as _ks
 
 __all__ = ["StieltjesSolution", "SpectrumResult", "SpectrumConvergenceError", "solve_stieltjes",
-           "rf_spectrum", "covariance_atoms", "spectrum_upper_bound"]
+           "rf_spectrum", "covariance_atoms", "spectrum_upper_bound", "count_per_bulk"]
 
 _STATUS = {0: "converged", 1: "Newton did not converge", 2: "Herglotz/branch check failed",
            3: "non-finite values", 4: "spurious root q = 0"}
@@ -461,3 +461,27 @@ def rf_spectrum(psi_p, psi_n, t, *, activation="tanh", sigma_x=1.0, lambdas=None
                           bulk_mass_s=mass_s, delta_weight=w_num, delta_location=float(s2), nodes=nodes,
                           weights=wq, weights_s=ws, constants=c, psi_p=psi_p, psi_n=psi_n, t=t,
                           thetas=thetas, omegas=omegas, diagnostics=diag)
+
+
+def count_per_bulk(spec: SpectrumResult, eigenvalues, *, rtol_delta=1e-9):
+    """Count finite-size eigenvalues in the delta peak and in each theory bulk.
+
+    Eigenvalues within ``rtol_delta * max(1, s_t^2)`` of ``s_t^2`` count as the delta peak; the others
+    are assigned to bulks by the geometric midpoints of the gaps between consecutive bulks (so
+    finite-size edge fluctuations smaller than the gaps do not change the counts).
+
+    Returns
+    -------
+    (int, list of int)
+        Delta-peak count and one count per bulk of ``spec.bulks``.
+    """
+    ev = np.asarray(eigenvalues, dtype=float).reshape(-1)
+    s2 = spec.delta_location
+    at = np.abs(ev - s2) <= rtol_delta * max(1.0, s2)
+    rest = ev[~at]
+    bounds = [-np.inf]
+    for (a0, b0, _), (a1, _, _) in zip(spec.bulks[:-1], spec.bulks[1:]):
+        bounds.append(np.sqrt(b0 * a1))
+    bounds.append(np.inf)
+    counts, _ = np.histogram(rest, bins=np.array(bounds))
+    return int(at.sum()), [int(c) for c in counts]

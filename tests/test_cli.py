@@ -43,6 +43,13 @@ def test_mstar_text_and_validity_warning():
     (["plot", "gmm-losses", "--N", "20", "--d", "5", "--K", "2", "--t", "1.5", "--out", "/tmp/x"], "t"),
     (["plot", "gmm-losses", "--N", "20", "--d", "5", "--K", "0", "--out", "/tmp/x"], "K"),
     (["plot", "gmm-losses", "--N", "20", "--d", "5", "--K", "2", "--n-noise", "0", "--out", "/tmp/x"], "n_noise"),
+    (["timescales", "--n", "0", "--p", "100", "--d", "10", "--t", "0.1"], "n"),
+    (["timescales", "--n", "10", "--p", "100", "--d", "10", "--t", "-1"], "t"),
+    (["timescales", "--n", "10", "--p", "100", "--d", "10", "--t", "nan"], "t"),
+    (["timescales", "--n", "10", "--p", "100", "--d", "10", "--t", "0.1", "--activation", "softsign"], "activation"),
+    (["timescales", "--n", "10", "--p", "100", "--d", "10", "--t", "0.1", "--activation", "relu"], "center"),
+    (["spectrum", "--psi-p", "0", "--psi-n", "8", "--t", "0.01", "--out", "/tmp/x"], "psi_p"),
+    (["spectrum", "--psi-p", "64", "--psi-n", "8", "--t", "0.01", "--d", "0", "--out", "/tmp/x"], "d"),
 ])
 def test_bad_input_one_line_exit_2(args, flag):
     r = run(*args)
@@ -82,3 +89,24 @@ def test_import_memlab_without_torch_and_layer_imports():
                     names = [node.module]
                 for n in names:
                     assert n.split(".")[0] not in banned, f"{path} imports {n}"
+
+
+def test_timescales_json_matches_api():
+    r = run("timescales", "--n", "800", "--p", "6400", "--d", "100", "--t", "0.1", "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    api = memlab.predict_timescales(800, 6400, 100, 0.1)
+    for key in ("tau_mem", "tau_gen", "window", "tau_mem_numeric", "lambda_min"):
+        assert out[key] == pytest.approx(getattr(api, key), rel=1e-9)
+    assert out["n_star"] == 6400 and out["regime"] == "I"
+    txt = run("timescales", "--n", "800", "--p", "6400", "--d", "100", "--t", "0.1")
+    assert txt.returncode == 0 and f"{api.tau_mem:.5g}" in txt.stdout
+
+
+def test_spectrum_writes_figure_and_counts(tmp_path):
+    r = run("spectrum", "--psi-p", "16", "--psi-n", "4", "--t", "0.05", "--d", "50", "--out", str(tmp_path), "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    for suffix in ("png", "pdf"):
+        assert any(f.endswith(suffix) and (tmp_path / f.split("/")[-1]).stat().st_size > 1000 for f in out["files"])
+    assert abs(out["delta_weight"] - (1 - 5 / 16)) < 1e-3

@@ -1,0 +1,354 @@
+"""Finite-size random-features matrices: Gaussian-equivalent and true-feature ``U``, ``U~``, ``V``, ``V~``.
+
+Spec 3.2 (arXiv:2505.17638 SM Lemmas C.1, C.2, C.4; eq 85)::
+
+    U_GEP = G G^T / n + b_t^2 K + s_t^2 I_p,   G = e^{-t} a_t W_bar X + v_t Omega,   K = W_bar W_bar^T
+    U~_GEP = mu1^2 / Gamma_t^2 W_bar Sigma_t W_bar^T + (||sigma||^2 - mu1^2) I_p,   V = V~ = b_t W_bar
+
+with ``W_bar = W / sqrt(d)``, ``W`` (p x d), ``X`` (d x n, columns ~ N(0, Sigma)) and ``Omega`` (p x n)
+drawn in that order from ``numpy.random.default_rng(seed)``.  The true-feature matrices of the real
+activation (spec 3.2, "True-feature matrices at finite d") average over the noise exactly, by a
+Mehler series whose coefficients are 1-D Gauss-Hermite integrals per feature and sample, or by Monte
+Carlo over ``xi`` for comparison.  Every matrix uses the centred activation when ``center=True``.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..theory import _checks
+from ..theory.activations import Activation
+from ..theory.gep import GEPConstants, gaussian_rule, gep_constants
+
+__all__ = ["GEPMatrices", "TrueFeatureMatrices", "gep_matrices", "gep_eigenvalues", "true_feature_matrices",
+           "eigenvalues"]
+
+
+@dataclass(frozen=True)
+class GEPMatrices:
+    """Gaussian-equivalent matrices of one seeded draw (spec 3.2).
+
+    Attributes
+    ----------
+    n, p, d, t, seed : int, int, int, float, int
+    constants : GEPConstants
+    cov_eigs : ndarray (d,)
+        Eigenvalues of the (diagonal) data covariance ``Sigma``.
+    W_bar, X, Omega, G : ndarray
+        ``W / sqrt(d)`` (p x d), data (d x n), feature noise (p x n), ``e^{-t} a_t W_bar X + v_t Omega``.
+    K, U, U_tilde : ndarray (p x p) or None
+        ``W_bar W_bar^T``, ``U_GEP``, ``U~_GEP``; ``None`` when built with ``dense=False`` (use
+        :func:`gep_eigenvalues`, which never forms them).
+    V, V_tilde : ndarray (p x d)
+        ``b_t W_bar`` (both).
+    """
+
+    n: int
+    p: int
+    d: int
+    t: float
+    seed: int
+    constants: GEPConstants = field(repr=False)
+    cov_eigs: np.ndarray = field(repr=False)
+    W_bar: np.ndarray = field(repr=False)
+    X: np.ndarray = field(repr=False)
+    Omega: np.ndarray = field(repr=False)
+    G: np.ndarray = field(repr=False)
+    K: np.ndarray | None = field(repr=False)
+    U: np.ndarray | None = field(repr=False)
+    U_tilde: np.ndarray | None = field(repr=False)
+    V: np.ndarray = field(repr=False)
+    V_tilde: np.ndarray = field(repr=False)
+
+
+@dataclass(frozen=True)
+class TrueFeatureMatrices:
+    """True random-features matrices of the real activation at finite ``d`` (spec 3.2).
+
+    Attributes
+    ----------
+    n, p, d, t, seed : int, int, int, float, int
+    constants : GEPConstants
+        Constants of the same ``(t, activation, sigma_x, center)``; ``activation_function()`` is the
+        activation used (centred when ``center``).
+    W_bar, X : ndarray
+        The same draws as :func:`gep_matrices` with the same seed.
+    U, U_tilde : ndarray (p x p)
+        ``(1/n) sum_nu E_xi[phi phi^T]`` and its population version ``E_{y ~ P_t}[...]``.
+    V, V_tilde : ndarray (p x d)
+    diagnostics : dict
+        ``method`` (``"mehler"`` or ``"monte_carlo"``), ``k_max`` (Mehler order used for ``U`` and
+        ``U~``), ``truncation`` (bound on the first dropped term), ``n_noise`` (Monte Carlo draws).
+    """
+
+    n: int
+    p: int
+    d: int
+    t: float
+    seed: int
+    constants: GEPConstants = field(repr=False)
+    W_bar: np.ndarray = field(repr=False)
+    X: np.ndarray = field(repr=False)
+    U: np.ndarray = field(repr=False)
+    U_tilde: np.ndarray = field(repr=False)
+    V: np.ndarray = field(repr=False)
+    V_tilde: np.ndarray = field(repr=False)
+    diagnostics: dict = field(default_factory=dict, repr=False)
+
+
+def _setup(n, p, d, t, activation, sigma_x, center, cov_eigs, seed):
+    n = _checks.positive_int("n", n)
+    p = _checks.positive_int("p", p)
+    d = _checks.positive_int("d", d)
+    t = _checks.positive_float("t", t)
+    seed = _checks.positive_int("seed", seed, minimum=0)
+    if cov_eigs is None:
+        sx = 1.0 if sigma_x is None else _checks.positive_float("sigma_x", sigma_x)
+        cov = np.full(d, sx * sx)
+    else:
+        cov = np.asarray(cov_eigs, dtype=np.float64)
+        if cov.shape != (d,):
+            raise ValueError(f"cov_eigs must hold d={d} covariance eigenvalues (got shape {cov.shape})")
+        if not np.all(np.isfinite(cov)) or np.any(cov < 0) or not np.any(cov > 0):
+            raise ValueError("cov_eigs must be finite, >= 0 and not all zero")
+        sx = math.sqrt(float(cov.mean()))
+        if sigma_x is not None and not math.isclose(_checks.positive_float("sigma_x", sigma_x), sx, rel_tol=1e-12):
+            raise ValueError(f"sigma_x={sigma_x} contradicts cov_eigs (sigma_x^2 = mean(cov_eigs) = {sx * sx:.6g}); "
+                             f"pass only one of them")
+    c = gep_constants(t, activation=activation, sigma_x=sx, center=center)
+    rng = np.random.default_rng(seed)
+    W = rng.standard_normal((p, d))
+    X = rng.standard_normal((d, n)) * np.sqrt(cov)[:, None]
+    return n, p, d, t, seed, c, cov, rng, W / math.sqrt(d), X
+
+
+def gep_matrices(n, p, d, t, *, activation="tanh", sigma_x=None, center=False, cov_eigs=None, seed=0,
+                 dense=True) -> GEPMatrices:
+    """Seeded Gaussian-equivalent ``U``, ``U~``, ``V``, ``V~`` (spec 3.2; arXiv:2505.17638 SM Lemma C.1, eq 85).
+
+    Parameters
+    ----------
+    n, p, d : int
+        Training points, features, dimension (all ``>= 1``).
+    t : float
+        Diffusion time ``> 0``.
+    activation : str or callable, default "tanh"
+    sigma_x : float, optional
+        Data scale for ``Sigma = sigma_x^2 I`` (default 1).  Mutually exclusive with ``cov_eigs``.
+    center : bool, default False
+        Centred activation (spec 1.3).
+    cov_eigs : array_like (d,), optional
+        Eigenvalues of a diagonal ``Sigma``; ``sigma_x^2 = mean(cov_eigs)``.
+    seed : int, default 0
+        ``W``, ``X``, ``Omega`` are drawn in that order from ``default_rng(seed)``.
+    dense : bool, default True
+        Form the ``p x p`` matrices ``K``, ``U``, ``U~``.  ``False`` keeps only the factors
+        (``O((n + d) p)`` memory); :func:`gep_eigenvalues` works either way.
+
+    Returns
+    -------
+    GEPMatrices
+
+    Examples
+    --------
+    >>> m = gep_matrices(40, 160, 20, 0.1, seed=1)
+    >>> bool(np.allclose(m.U, m.U.T)), m.U.shape
+    (True, (160, 160))
+    """
+    n, p, d, t, seed, c, cov, rng, W_bar, X = _setup(n, p, d, t, activation, sigma_x, center, cov_eigs, seed)
+    Omega = rng.standard_normal((p, n))
+    G = math.exp(-t) * c.a_t * (W_bar @ X) + c.v_t * Omega
+    V = c.b_t * W_bar
+    K = U = U_tilde = None
+    if dense:
+        K = W_bar @ W_bar.T
+        U = G @ G.T / n + c.b_t ** 2 * K
+        U[np.diag_indices(p)] += c.s_t2
+        sigma_t = math.exp(-2.0 * t) * cov + c.delta_t
+        U_tilde = (c.mu1 ** 2 / c.gamma2) * (W_bar * sigma_t) @ W_bar.T
+        U_tilde[np.diag_indices(p)] += c.norm2 - c.mu1 ** 2
+    return GEPMatrices(n=n, p=p, d=d, t=t, seed=seed, constants=c, cov_eigs=cov, W_bar=W_bar, X=X, Omega=Omega,
+                       G=G, K=K, U=U, U_tilde=U_tilde, V=V, V_tilde=V.copy())
+
+
+def gep_eigenvalues(mats: GEPMatrices) -> np.ndarray:
+    """All ``p`` eigenvalues of ``U_GEP`` (ascending), without forming the ``p x p`` matrix when ``p > n + d``.
+
+    ``U_GEP - s_t^2 I = Z Z^T`` with ``Z = [G / sqrt(n), b_t W_bar]`` (``p x (n + d)``).  Its non-zero
+    eigenvalues are those of the ``(n + d) x (n + d)`` Gram matrix ``Z^T Z``; the other
+    ``p - n - d`` eigenvalues equal ``s_t^2`` exactly (the delta-peak of spec 4.5).  Cost
+    ``O(p (n + d)^2 + (n + d)^3)`` instead of ``O(p^3)``.
+    """
+    if not isinstance(mats, GEPMatrices):
+        raise TypeError(f"mats must be a GEPMatrices from gep_matrices (got {type(mats).__name__})")
+    c = mats.constants
+    Z = np.concatenate([mats.G / math.sqrt(mats.n), c.b_t * mats.W_bar], axis=1)
+    p, k = Z.shape
+    if p > k:
+        ev = np.linalg.eigvalsh(Z.T @ Z)
+        ev = np.concatenate([np.zeros(p - k), np.maximum(ev, 0.0)])
+    else:
+        ev = np.maximum(np.linalg.eigvalsh(Z @ Z.T), 0.0)
+    return np.sort(ev + c.s_t2)
+
+
+def eigenvalues(U) -> np.ndarray:
+    """Ascending eigenvalues of a symmetric matrix (``numpy.linalg.eigvalsh``), for histograms."""
+    U = np.asarray(U, dtype=np.float64)
+    if U.ndim != 2 or U.shape[0] != U.shape[1]:
+        raise ValueError(f"U must be a square matrix (got shape {U.shape})")
+    return np.linalg.eigvalsh(U)
+
+
+def _hermite_table(act: Activation, means: np.ndarray, scale: np.ndarray, k_max: int, n_nodes: int):
+    """``h[k, ...] = E[sigma(mean + scale z) He_k(z)] / sqrt(k!)`` for ``k <= k_max`` and the second moment."""
+    shape = means.shape
+    m = means.reshape(-1)
+    sc = np.broadcast_to(scale, shape).reshape(-1)
+    out = np.empty((k_max + 1, m.size))
+    m2 = np.empty(m.size)
+    chunk = max(1, 2_000_000 // (n_nodes * (1 + len(act.kinks))))
+    for lo in range(0, m.size, chunk):
+        sl = slice(lo, lo + chunk)
+        z, w = gaussian_rule(act, m[sl], sc[sl], n_nodes)   # split at z = (kink - mean) / scale
+        s = act(m[sl, None] + sc[sl, None] * z)
+        m2[sl] = (w * s * s).sum(axis=1)
+        h_prev, h = np.zeros_like(z), np.ones_like(z)
+        for k in range(k_max + 1):
+            out[k, sl] = (w * s * h).sum(axis=1)
+            h_prev, h = h, (z * h - math.sqrt(k) * h_prev) / math.sqrt(k + 1)
+    return out.reshape((k_max + 1,) + shape), m2.reshape(shape)
+
+
+def _mehler(H: np.ndarray, m2: np.ndarray, rho: np.ndarray, tol: float):
+    """``sum_k rho^{.k} * (H_k H_k^T / n)`` with the exact diagonal ``mean_nu m2``.
+
+    Truncation bound after order ``k`` (Cauchy-Schwarz and Parseval): every dropped entry is at most
+    ``max|rho_offdiag|^(k+1) * max_i mean_nu (m2 - sum_{j<=k} h_j^2)``, the exact remaining Hermite
+    energy; the series stops once that is below ``tol``.
+    """
+    k_max = H.shape[0] - 1
+    n = H.shape[2]
+    off = rho.copy()
+    np.fill_diagonal(off, 0.0)
+    rmax = float(np.max(np.abs(off))) if off.size > 1 else 0.0
+    out = np.zeros_like(rho)
+    power = np.ones_like(rho)
+    energy = m2.copy()
+    bound = float("inf")
+    used = k_max
+    for k in range(k_max + 1):
+        Hk = H[k]
+        out += power * (Hk @ Hk.T) / n
+        power = power * off
+        energy -= Hk * Hk
+        bound = rmax ** (k + 1) * max(float(np.max(energy.mean(axis=1))), 0.0)
+        if bound < tol:
+            used = k
+            break
+    np.fill_diagonal(out, m2.mean(axis=1))
+    return out, used, bound
+
+
+def true_feature_matrices(n, p, d, t, *, activation="tanh", sigma_x=None, center=False, cov_eigs=None, seed=0,
+                          method="mehler", n_noise=1000, k_max=30, n_nodes=48, tol=1e-12) -> TrueFeatureMatrices:
+    """True random-features ``U``, ``U~``, ``V``, ``V~`` of the real activation at finite ``d`` (spec 3.2).
+
+    ``phi^nu = sigma(W_bar x_t^nu)`` with ``x_t = e^{-t} x + sqrt(Delta_t) xi``;
+    ``U = (1/n) sum_nu E_xi[phi^nu phi^nu^T]``, ``V = (1/n) sum_nu E_xi[phi^nu xi^T]`` and the population
+    versions over ``y ~ P_t`` (arXiv:2505.17638 MT eqs 9-11).
+
+    Parameters
+    ----------
+    n, p, d, t, activation, sigma_x, center, cov_eigs, seed
+        As in :func:`gep_matrices`; the same ``seed`` gives the same ``W`` and ``X``.
+    method : {"mehler", "monte_carlo"}
+        ``"mehler"``: exact noise average.  Pre-activations ``m_i + sqrt(Delta_t K_ii) z`` with
+        ``m_i = e^{-t} W_bar_i . x``; for ``i != j`` their noise correlation is ``rho_ij = K_ij /
+        sqrt(K_ii K_jj)`` and ``U_ij = sum_k rho_ij^k / k! (1/n) sum_nu h_k(i,nu) h_k(j,nu)`` with
+        ``h_k = E[sigma(m + s z) He_k(z)]`` (Gauss-Hermite, ``n_nodes`` nodes, split at kinks);
+        ``U_ii`` is a 1-D integral; ``V = sqrt(Delta_t) diag(c) W_bar`` with
+        ``c_i = (1/n) sum_nu E sigma'(...)`` (Stein).  ``U~``, ``V~`` likewise with
+        ``h ~ N(0, W_bar Sigma_t W_bar^T)``.
+        ``"monte_carlo"``: ``n_noise`` fresh noise draws per training point for ``U``, ``V`` and
+        ``n n_noise`` fresh points of ``P_t`` for ``U~``, ``V~`` (drawn after ``W``, ``X``).
+    n_noise : int, default 1000
+    k_max : int, default 30
+        Largest Mehler order; the series stops earlier once ``max|rho|^k max_i mean_nu h_k^2 < tol``.
+    n_nodes : int, default 48
+    tol : float, default 1e-12
+
+    Returns
+    -------
+    TrueFeatureMatrices
+
+    Notes
+    -----
+    Cost (Mehler): ``O(p n n_nodes)`` activation calls plus ``k`` GEMMs of ``O(p^2 n)``; at ``d = 100``,
+    ``t >= 0.01`` the series stops after about 8-12 terms.
+    """
+    n, p, d, t, seed, c, cov, rng, W_bar, X = _setup(n, p, d, t, activation, sigma_x, center, cov_eigs, seed)
+    if method not in ("mehler", "monte_carlo"):
+        raise ValueError(f"method must be 'mehler' or 'monte_carlo' (got {method!r})")
+    k_max = _checks.positive_int("k_max", k_max, minimum=1)
+    n_nodes = _checks.positive_int("n_nodes", n_nodes, minimum=8)
+    n_noise = _checks.positive_int("n_noise", n_noise)
+    if n_nodes <= k_max:
+        raise ValueError(f"n_nodes must exceed k_max so the quadrature keeps He_0..He_k_max orthonormal "
+                         f"(got n_nodes={n_nodes}, k_max={k_max})")
+    tol = _checks.positive_float("tol", tol)
+    base = c._activation
+    act = Activation(base.name + ("_centred" if c.center else ""), c.activation_function(), base.kinks, base.odd)
+    delta = c.delta_t
+    K = W_bar @ W_bar.T
+    kdiag = np.diag(K).copy()
+    sigma_t = math.exp(-2.0 * t) * cov + delta
+    C = (W_bar * sigma_t) @ W_bar.T
+    cdiag = np.diag(C).copy()
+    diag = {"method": method}
+    if method == "mehler":
+        means = math.exp(-t) * (W_bar @ X)                                     # (p, n)
+        s_noise = np.sqrt(delta * kdiag)[:, None]
+        H, m2 = _hermite_table(act, means, s_noise, k_max, n_nodes)
+        rho = K / np.sqrt(np.outer(kdiag, kdiag))
+        U, k_u, b_u = _mehler(H, m2, rho, tol)
+        V = math.sqrt(delta) * (H[1].mean(axis=1) / s_noise[:, 0])[:, None] * W_bar
+        Hp, m2p = _hermite_table(act, np.zeros((p, 1)), np.sqrt(cdiag)[:, None], k_max, n_nodes)
+        rho_p = C / np.sqrt(np.outer(cdiag, cdiag))
+        U_tilde, k_p, b_p = _mehler(Hp, m2p, rho_p, tol)
+        # E[sigma(h_i) xi] = sqrt(Delta_t) W_bar_i^T E sigma'(h_i), E sigma'(h) = E[sigma(sqrt(C) z) z] / sqrt(C)
+        V_tilde = math.sqrt(delta) * (Hp[1, :, 0] / np.sqrt(cdiag))[:, None] * W_bar
+        diag.update(k_max=max(k_u, k_p), truncation=max(b_u, b_p))
+        if max(b_u, b_p) > tol:
+            warnings.warn(f"true_feature_matrices: Mehler series not converged at k_max={k_max} (entries may be off "
+                          f"by up to {max(b_u, b_p):.2e} > tol={tol:.0e}; feature correlations reach "
+                          f"{float(np.max(np.abs(rho - np.eye(p)))):.2f} at d={d}); raise k_max (with n_nodes > "
+                          f"k_max) or use method='monte_carlo'", _checks.MemlabValidityWarning, stacklevel=2)
+    else:
+        U = np.zeros((p, p))
+        V = np.zeros((p, d))
+        U_tilde = np.zeros((p, p))
+        V_tilde = np.zeros((p, d))
+        sq = math.sqrt(delta)
+        for _ in range(n_noise):
+            xi = rng.standard_normal((d, n))
+            phi = act(W_bar @ (math.exp(-t) * X + sq * xi))
+            U += phi @ phi.T
+            V += phi @ xi.T
+        for _ in range(n_noise):
+            x = rng.standard_normal((d, n)) * np.sqrt(cov)[:, None]
+            xi = rng.standard_normal((d, n))
+            phi = act(W_bar @ (math.exp(-t) * x + sq * xi))
+            U_tilde += phi @ phi.T
+            V_tilde += phi @ xi.T
+        U /= n * n_noise
+        V /= n * n_noise
+        U_tilde /= n * n_noise
+        V_tilde /= n * n_noise
+        diag.update(n_noise=n_noise)
+    return TrueFeatureMatrices(n=n, p=p, d=d, t=t, seed=seed, constants=c, W_bar=W_bar, X=X, U=U, U_tilde=U_tilde,
+                               V=V, V_tilde=V_tilde, diagnostics=diag)
