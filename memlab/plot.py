@@ -114,18 +114,19 @@ def plot_rf_spectrum(spec, eigenvalues=None, *, d=None, ax=None, bins_per_decade
         dd = f", d = {d}" if d is not None else ""
         ax.errorbar(centers[nz], counts[nz] / (p * width[nz]), yerr=np.sqrt(counts[nz]) / (p * width[nz]),
                     fmt="o", ms=3.5, capsize=2, color="k",
-                    label=f"finite-size U eigenvalues (p = {p}{dd}; {int(at_peak.sum())} at $s_t^2$ = "
-                          f"{at_peak.mean():.4f})")
+                    label=f"finite-size U eigenvalues (p = {p}{dd}; {int(at_peak.sum())} at $s_t^2$, "
+                          f"fraction {at_peak.mean():.4f})")
     ax.set_xscale("log")
     ax.set_yscale("log")
     top = np.log(10) * lam[keep] * spec.density[keep]
     if np.any(top > 0):
-        ax.set_ylim(max(top[top > 0].min(), top.max() * 1e-5), top.max() * 3)
+        # room above the densities for the legend; a decade and a half below the lowest bulk maximum
+        ax.set_ylim(max(top[top > 0].min(), top.max() * 1e-3), top.max() * 30)
     ax.set_xlabel(r"eigenvalue $\lambda$ of $U$ (dimensionless; loss units per $d$)")
     ax.set_ylabel(r"eigenvalue density per decade, $dN/(p\,d\log_{10}\lambda)$")
     c = spec.constants
     ax.set_title(rf"$\psi_p$ = {spec.psi_p:g}, $\psi_n$ = {spec.psi_n:g}, t = {spec.t:g}, "
                  f"{c.activation}, $\\sigma_x$ = {c.sigma_x:g}", fontsize=9)
-    ax.legend(fontsize=7, loc="upper left")
+    ax.legend(fontsize=7, loc="upper center", ncol=1, framealpha=0.9)
     ax.grid(True, which="both", alpha=0.25)
     return ax

@@ -138,7 +138,7 @@ def predict_timescales(n, p, d, t, *, activation="tanh", sigma_x=1.0, center=Fal
     --------
     >>> r = predict_timescales(800, 6400, 100, 0.1, numeric=False)
     >>> r.regime, r.n_star, round(r.window, 1)
-    ('I', 6400, 123.1)
+    ('I', 6400, 392.8)
     """
     n = _checks.positive_int("n", n)
     p = _checks.positive_int("p", p)

@@ -354,3 +354,14 @@ def test_rf_spectrum_bad_input(kw, match):
 def test_predict_timescales_bad_input(args, match):
     with pytest.raises((ValueError, TypeError), match=match):
         predict_timescales(*args, numeric=False)
+
+
+def test_docstring_examples_run():
+    import doctest
+
+    from memlab.numerics import rf_matrices, rf_spectrum as rs, timescales as nts
+    from memlab.theory import activations, gep
+
+    for mod in (activations, gep, rf_matrices, rs, nts):
+        res = doctest.testmod(mod, optionflags=doctest.NORMALIZE_WHITESPACE)
+        assert res.attempted >= 1 and res.failed == 0, mod.__name__
