@@ -8,6 +8,7 @@ optional, imported lazily).  ``import memlab`` never imports torch.
 from .numerics import (ExcessLosses, GMMData, GMMDenoiser, LossResult, SampleResult, ddim_sample,
                        generalizing_denoiser, gmm_denoiser, gmm_excess_losses, memorizing_denoiser,
                        pmem_denoiser, sample_gmm, training_loss)
+from .numerics.rf_matrices import GEPMatrices, TrueFeatureMatrices, gep_matrices, true_feature_matrices
 from .numerics.rf_spectrum import SpectrumResult, rf_spectrum
 from .numerics.timescales import TimescalesResult, predict_timescales
 from .theory import paper_grid
@@ -22,7 +23,9 @@ __all__ = ["predict_mstar", "MStarResult", "derive_crossover", "gmm_excess_losse
            "training_loss", "LossResult", "sample_gmm", "GMMData", "GMMDenoiser", "gmm_denoiser",
            "generalizing_denoiser", "memorizing_denoiser", "pmem_denoiser", "ddim_sample",
            "SampleResult", "paper_grid", "rf_spectrum", "SpectrumResult",
-           "predict_timescales", "TimescalesResult", "gep_constants", "GEPConstants", "derive_rf", "MemlabValidityWarning", "cite", "__version__"]
+           "predict_timescales", "TimescalesResult", "gep_constants", "GEPConstants", "gep_matrices", "GEPMatrices",
+           "true_feature_matrices", "TrueFeatureMatrices", "derive_rf", "MemlabValidityWarning", "cite",
+           "__version__"]
 
 _CITATIONS = """\
 @article{buchanan2025edge,

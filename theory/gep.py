@@ -281,7 +281,7 @@ def gep_constants(t, *, activation="tanh", sigma_x=1.0, center=False, n_nodes=No
             raise ValueError(
                 f"activation={act.name!r} has mu0 = E sigma(Gamma_t z) = {mu0:.6g} != 0 at t={t}, sigma_x={sigma_x}: "
                 f"a non-zero mean adds about mu0^2 * 11^T to U, an outlier eigenvalue near p*mu0^2 that Theorem 3.1 "
-                f"does not describe (spec 1.3); pass center=True to use sigma(h) - mu0(t)")
+                f"does not describe (spec 1.3); pass center=True (CLI: --center) to use sigma(h) - mu0(t)")
     if center:
         m2 -= mu0 * mu0
         es0 -= mu0 * mu0
