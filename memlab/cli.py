@@ -84,7 +84,90 @@ def _gmm_losses_figure(N, d, K, t, n_noise, seed, n_m, out):
     return res, paths, elapsed
 
 
+def _rf_curves_figure(psi_p, psi_ns, t, d, gd_d, gd_psi_ns, gd_tau_max, activation, sigma_x, center, seed, out):
+    from .numerics.rf_curves import read_off_timescales
+    from .numerics.rf_learning import rf_learning_curves
+    from .plot import plot_rf_curves, plt, save_figure
+
+    taus = np.concatenate([np.geomspace(1e-1, 1e7, 400), [np.inf]])
+    kw = dict(activation=activation, sigma_x=sigma_x, center=center, seed=seed)
+    curves = [rf_learning_curves(psi_p, pn, t, taus, d=d, method="gep", **kw) for pn in psi_ns]
+    gd = []
+    if gd_d:
+        tg = np.geomspace(1.0, gd_tau_max, 22)
+        gd = [rf_learning_curves(psi_p, pn, t, tg, d=gd_d, method="gd", **kw) for pn in gd_psi_ns]
+    fig, axes = plt.subplots(1, 3, figsize=(14.0, 4.3))
+    plot_rf_curves(curves, gd, axes=axes)
+    fig.tight_layout()
+    paths = save_figure(fig, out, f"rf_curves_psip{psi_p:g}_t{t:g}")
+    plt.close(fig)
+    reads = [read_off_timescales(c) for c in curves]
+    return curves, gd, reads, paths
+
+
+def _rf_curves_summary(curves, gd, reads) -> str:
+    from .theory import timescales as ts
+
+    lines = [f"{'psi_n':>6} {'tau_gen(read)':>13} {'tau_gen(pred)':>13} {'tau_mem(read)':>13} "
+             f"{'tau_mem(pred)':>13} {'L_gen(inf)':>10} {'min E_score':>11}"]
+    for c, r in zip(curves, reads):
+        k, i = c.constants, c.inputs
+        tg = ts.tau_gen(k.mu1, k.norm2, i["psi_p"], k.delta_t)
+        tm = ts.tau_mem(k.s_t2, k.v_t2, i["psi_p"], i["psi_n"], k.delta_t)
+        rm = f"{r.tau_mem:13.4g}" if r.tau_mem is not None else f"{'-':>13}"
+        lines.append(f"{i['psi_n']:6g} {r.tau_gen:13.4g} {tg:13.4g} {rm} {tm:13.4g} {r.gen_final:10.4f} "
+                     f"{r.score_min:11.4f}")
+    lines.append("read-offs: tau_gen = argmin of the score error, tau_mem = first tau with L_gen >= 1/2 L_gen(inf); "
+                 "pred: spec 5.1 formulas (units tau = k eta/d^2)")
+    for g in gd:
+        gi = g.inputs
+        ref = None
+        lines.append(f"GD (real {gi['activation']} features, d={gi['d']}, psi_n={gi['psi_n']:g}, m=inf, "
+                     f"delta_tau={gi['delta_tau']:.3g}): {g.diagnostics['gd']['n_steps']} steps in "
+                     f"{g.diagnostics['gd']['wall_s']:.1f} s")
+        del ref
+    return "\n".join(lines)
+
+
+def _rf_phase_figure(psi_ps, psi_ns, t, taus, d, activation, sigma_x, center, seed, out):
+    from .numerics.rf_learning import rf_phase_diagram
+    from .plot import plot_rf_phase, plt, save_figure
+
+    pdg = rf_phase_diagram(psi_ps, psi_ns, t, taus, d=d, activation=activation, sigma_x=sigma_x, center=center,
+                           seed=seed)
+    fig, axes = plt.subplots(1, len(pdg.tau), figsize=(5.4 * len(pdg.tau), 4.4), squeeze=False)
+    plot_rf_phase(pdg, axes=axes.ravel())
+    fig.tight_layout()
+    paths = save_figure(fig, out, f"rf_phase_t{t:g}")
+    plt.close(fig)
+    return pdg, paths
+
+
 def _cmd_plot(args) -> int:
+    if args.what == "rf-curves":
+        curves, gd, reads, paths = _rf_curves_figure(args.psi_p, args.psi_n, args.t, args.d, args.gd_d,
+                                                     args.gd_psi_n or args.psi_n[:2], args.gd_tau_max,
+                                                     args.activation, args.sigma_x, args.center, args.seed,
+                                                     args.out)
+        if args.json:
+            print(json.dumps({"curves": _jsonable(curves), "read_offs": _jsonable(reads),
+                              "files": [str(p) for p in paths]}, indent=2))
+            return 0
+        print(_rf_curves_summary(curves, gd, reads))
+        for p in paths:
+            print(f"wrote {p}")
+        return 0
+    if args.what == "rf-phase":
+        pdg, paths = _rf_phase_figure(args.psi_p, args.psi_n, args.t, args.tau, args.d, args.activation,
+                                      args.sigma_x, args.center, args.seed, args.out)
+        if args.json:
+            print(json.dumps({"result": _jsonable(pdg), "files": [str(p) for p in paths]}, indent=2))
+            return 0
+        print(f"phase diagram: {pdg.psi_p.size} x {pdg.psi_n.size} GEP closed forms at d={pdg.d} in "
+              f"{pdg.diagnostics['wall_s']:.1f} s; max L_gen {pdg.gen.max():.4f}")
+        for p in paths:
+            print(f"wrote {p}")
+        return 0
     if args.what == "gmm-losses":
         res, paths, elapsed = _gmm_losses_figure(args.N, args.d, args.K, args.t, args.n_noise,
                                                  args.seed, args.n_m, args.out)
@@ -139,6 +222,19 @@ def _cmd_demo(args) -> int:
           "tau_mem/tau_gen widens with n; for n > p (regime II) there is no memorization phase.\n")
     spec, eigs, paths, _ = _spectrum_figure(64.0, 8.0, 0.01, 100, 0, "tanh", 1.0, False, args.out)
     print(_spectrum_summary(spec, eigs))
+    for p in paths:
+        print(f"wrote {p}")
+    print("\nrandom-features learning curves (Fig. 5 analogue): psi_p = 64, t = 0.1; closed form at d = 100, "
+          "GD on real tanh features at d = 10 (kept small so the demo stays under 2 minutes)")
+    curves, gd, reads, paths = _rf_curves_figure(64.0, [4.0, 8.0, 16.0, 32.0], 0.1, 100, 10, [4.0, 8.0], 3e4,
+                                                 "tanh", 1.0, False, 0, args.out)
+    print(_rf_curves_summary(curves, gd, reads))
+    for p in paths:
+        print(f"wrote {p}")
+    pdg, paths = _rf_phase_figure([4, 8, 16, 32, 64, 128], [1, 2, 4, 8, 16, 32, 64, 128], 0.1, [1e3, 1e4], 16,
+                                  "tanh", 1.0, False, 0, args.out)
+    print(f"phase diagram of L_gen (Fig. 5C analogue): 6 x 8 GEP closed forms at d = 16 in "
+          f"{pdg.diagnostics['wall_s']:.1f} s")
     for p in paths:
         print(f"wrote {p}")
     print(f"demo finished in {time.perf_counter() - t_start:.1f} s")
@@ -268,6 +364,34 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--out", default="memlab_out", help="output directory")
     g.add_argument("--json", action="store_true", help="print the result as JSON")
     g.set_defaults(func=_cmd_plot)
+
+    rc = psub.add_parser("rf-curves", help="random-features learning curves vs tau and tau/tau_mem (Fig. 5 analogue)",
+                         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    rc.add_argument("--psi-p", type=float, default=64.0, help="p/d (> 0)")
+    rc.add_argument("--psi-n", type=float, nargs="+", default=[4.0, 8.0, 16.0, 32.0], help="n/d values (> 0)")
+    rc.add_argument("--t", type=float, default=0.1, help="OU diffusion time (> 0)")
+    rc.add_argument("--d", type=int, default=100, help="dimension of the closed-form (GEP) curves")
+    rc.add_argument("--gd-d", type=int, default=10, help="dimension of the GD simulations (0: none)")
+    rc.add_argument("--gd-psi-n", type=float, nargs="*", default=None, help="psi_n values simulated by GD "
+                    "(default: the first two of --psi-n)")
+    rc.add_argument("--gd-tau-max", type=float, default=3e4, help="last GD time (units k eta/d^2)")
+    rc.add_argument("--seed", type=int, default=0, help="seed of W, X, Omega")
+    _rf_options(rc)
+    rc.add_argument("--out", default="memlab_out", help="output directory")
+    rc.add_argument("--json", action="store_true", help="machine-readable output")
+    rc.set_defaults(func=_cmd_plot)
+    rp = psub.add_parser("rf-phase", help="heat map of L_gen over (psi_n, psi_p) at fixed tau (Fig. 5C analogue)",
+                         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    rp.add_argument("--psi-p", type=float, nargs="+", default=[4, 8, 16, 32, 64, 128], help="p/d grid")
+    rp.add_argument("--psi-n", type=float, nargs="+", default=[1, 2, 4, 8, 16, 32, 64, 128], help="n/d grid")
+    rp.add_argument("--t", type=float, default=0.1, help="OU diffusion time (> 0)")
+    rp.add_argument("--tau", type=float, nargs="+", default=[1e3, 1e4], help="training times (>= 0)")
+    rp.add_argument("--d", type=int, default=16, help="dimension of the finite-size GEP models")
+    rp.add_argument("--seed", type=int, default=0, help="seed of W, X, Omega")
+    _rf_options(rp)
+    rp.add_argument("--out", default="memlab_out", help="output directory")
+    rp.add_argument("--json", action="store_true", help="machine-readable output")
+    rp.set_defaults(func=_cmd_plot)
 
     dm = sub.add_parser("demo", help="M* tables, the gmm-losses figure, RF timescales table and spectrum "
                         "figure (under 2 minutes on 2 cores)")

@@ -130,3 +130,110 @@ def plot_rf_spectrum(spec, eigenvalues=None, *, d=None, ax=None, bins_per_decade
     ax.legend(fontsize=7, loc="upper center", ncol=1, framealpha=0.9)
     ax.grid(True, which="both", alpha=0.25)
     return ax
+
+
+def _tau_mem_formula(c):
+    from .theory import timescales as ts
+
+    k = c.constants
+    return ts.tau_mem(k.s_t2, k.v_t2, c.inputs["psi_p"], c.inputs["psi_n"], k.delta_t)
+
+
+def plot_rf_curves(curves, gd=None, *, axes=None):
+    """Fig. 5 analogue (arXiv:2505.17638): score error, train (solid) / test (dashed) losses vs ``tau``,
+    and the same losses against ``tau / tau_mem`` (collapse).
+
+    Parameters
+    ----------
+    curves : list of LearningCurves
+        Theory curves (lines), one per ``psi_n``; ``tau = inf`` entries are dropped from the log axis.
+    gd : list of LearningCurves, optional
+        GD simulations (markers), matched to ``curves`` by ``psi_n``.
+    axes : sequence of 3 Axes, optional
+
+    Returns
+    -------
+    ndarray of Axes
+    """
+    if axes is None:
+        fig, axes = plt.subplots(1, 3, figsize=(14.0, 4.3))
+    axes = np.asarray(axes).ravel()
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for k, c in enumerate(curves):
+        col = colors[k % len(colors)]
+        fin = np.isfinite(c.tau) & (c.tau > 0)
+        tm = _tau_mem_formula(c)
+        lab = rf"$\psi_n$ = {c.inputs['psi_n']:g}"
+        axes[0].plot(c.tau[fin], c.score_error[fin], color=col, lw=1.6, label=lab)
+        axes[1].plot(c.tau[fin], c.train[fin], color=col, lw=1.6, label=lab)
+        axes[1].plot(c.tau[fin], c.test[fin], color=col, lw=1.6, ls="--")
+        axes[2].plot(c.tau[fin] / tm, c.train[fin], color=col, lw=1.6, label=lab)
+        axes[2].plot(c.tau[fin] / tm, c.test[fin], color=col, lw=1.6, ls="--")
+        for g in gd or []:
+            if g.inputs["psi_n"] != c.inputs["psi_n"]:
+                continue
+            gf = g.tau > 0
+            kw = dict(ms=4, ls="none", color=col, mec="k", mew=0.5)
+            axes[0].plot(g.tau[gf], g.score_error[gf], "o", **kw)
+            axes[1].plot(g.tau[gf], g.train[gf], "o", **kw)
+            axes[1].plot(g.tau[gf], g.test[gf], "s", **kw)
+            axes[2].plot(g.tau[gf] / tm, g.train[gf], "o", **kw)
+            axes[2].plot(g.tau[gf] / tm, g.test[gf], "s", **kw)
+    c0 = curves[0]
+    for ax in axes[1:]:
+        ax.axhline(c0.bayes_floor, color="0.4", lw=0.8, ls=":", label=f"Bayes floor {c0.bayes_floor:.3f}")
+    i = c0.inputs
+    where = f"$\\psi_p$ = {i['psi_p']:g}, t = {i['t']:g}, {i['activation']}, d = {i['d']}"
+    axes[0].set_ylabel(r"score error $\mathcal{E}_{\rm score}$ (per $d$)")
+    axes[1].set_ylabel(r"loss per $d$: train (solid), test (dashed)")
+    axes[2].set_ylabel(r"loss per $d$: train (solid), test (dashed)")
+    for ax in axes[:2]:
+        ax.set_xlabel(r"training time $\tau = k\eta/d^2$")
+    axes[2].set_xlabel(r"$\tau/\tau_{\rm mem}$  ($\tau_{\rm mem} = \psi_p/(\Delta_t\lambda_{\min})$)")
+    axes[0].set_yscale("log")
+    for ax in axes:
+        ax.set_xscale("log")
+        ax.grid(True, which="major", alpha=0.3)
+    axes[0].figure.suptitle(where, fontsize=9)
+    axes[0].set_title("score error", fontsize=8)
+    gd_d = sorted({g.inputs["d"] for g in gd or []})
+    gd_txt = (f"\nmarkers: GD on real features, d = {', '.join(map(str, gd_d))} (m = inf, deterministic)"
+              if gd_d else "")
+    axes[1].set_title(f"lines: gradient-flow closed form (GEP, d = {i['d']}){gd_txt}", fontsize=7)
+    axes[2].set_title("collapse under " r"$\tau/\tau_{\rm mem}$", fontsize=8)
+    axes[0].legend(fontsize=7)
+    axes[1].legend(fontsize=7, loc="lower left")
+    return axes
+
+
+def plot_rf_phase(pd, *, axes=None):
+    """Heat maps of ``L_gen`` over ``(psi_n, psi_p)`` at each training time of a :class:`PhaseDiagram`,
+    with the ``n* = p`` line and the ``tau_mem = tau`` / ``tau_gen = tau`` boundaries (Fig. 5C analogue)."""
+    nt = pd.tau.size
+    if axes is None:
+        fig, axes = plt.subplots(1, nt, figsize=(5.2 * nt, 4.3), squeeze=False)
+    axes = np.asarray(axes).ravel()
+    vmax = float(np.max(pd.gen))
+    vmin = min(0.0, float(np.min(pd.gen)))
+    for k, ax in enumerate(axes[:nt]):
+        im = ax.pcolormesh(pd.psi_n, pd.psi_p, pd.gen[k], shading="nearest", cmap="magma", vmin=vmin, vmax=vmax)
+        lo, hi = min(pd.psi_n.min(), pd.psi_p.min()), max(pd.psi_n.max(), pd.psi_p.max())
+        ax.plot([lo, hi], [lo, hi], color="w", lw=1.5, ls="--", label=r"$n^* = p$ ($\psi_n = \psi_p$)")
+        mem = [(x, y) for x, y in zip(pd.psi_n_mem[k], pd.psi_p) if x is not None]
+        if mem:
+            xm, ym = zip(*mem)
+            ax.plot(xm, ym, color="c", lw=1.5, label=r"$\tau_{\rm mem}(\psi_p,\psi_n) = \tau$")
+        below = pd.psi_p[pd.tau_gen > pd.tau[k]]
+        if below.size:
+            ax.axhline(below.max(), color="y", lw=1.2, label=r"$\tau_{\rm gen}(\psi_p) = \tau$")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlim(pd.psi_n.min() / 1.2, pd.psi_n.max() * 1.2)
+        ax.set_ylim(pd.psi_p.min() / 1.2, pd.psi_p.max() * 1.2)
+        ax.set_xlabel(r"$\psi_n = n/d$")
+        ax.set_ylabel(r"$\psi_p = p/d$")
+        ax.set_title(rf"$\mathcal{{L}}_{{\rm gen}}$ at $\tau$ = {pd.tau[k]:g} (t = {pd.constants.t:g}, d = {pd.d})",
+                     fontsize=9)
+        ax.legend(fontsize=7, loc="lower right")
+        plt.colorbar(im, ax=ax, label=r"$\mathcal{L}_{\rm gen}$ (per $d$)")
+    return axes

@@ -1,0 +1,268 @@
+"""Closed-form learning curves of the random-features score model (arXiv:2505.17638 MT eqs 9-11;
+SM Prop C.1, eqs 53, 55, 164-165; spec 2.1-2.4).
+
+Gradient flow on ``B = A / sqrt(p)`` from ``B(0) = 0`` is solved exactly in the eigenbasis of ``U``
+(``U = sum_i lambda_i u_i u_i^T``, ``e_i = exp(-2 Delta_t lambda_i tau / psi_p)``,
+``f_i = -(1 - e_i) / lambda_i``)::
+
+    L_train(tau) = 1 - (1/d) sum_i N'_ii / lambda_i (1 - e_i^2)
+    L_test(tau)  = 1 + (1/d) [ sum_ij f_i f_j U~'_ij N'_ij + 2 sum_i f_i C'_ii ]
+
+with ``N = V V^T``, ``C = V V~^T`` and ``M' = Q^T M Q``; ``L_gen = L_test - L_train``; the score error
+against the noised law follows from the DSM identity ``L_test = Delta_t E_score + 1 - Delta_t J/d``
+(spec 1.4), ``J/d = Tr(Sigma_t^{-1}) / d``.  One symmetric eigendecomposition, then ``O(k^2)`` per
+``tau`` (``k`` = number of modes that enter the losses).  For Gaussian-equivalent matrices with
+``p > n + d`` only the ``n + d`` modes in the span of ``[G, W_bar]`` enter (the delta-peak eigenvectors
+satisfy ``W_bar^T u = 0``, spec 2.3), and they come from an ``(n + d) x (n + d)`` Gram matrix.
+
+Times are in the paper's unit ``tau = k eta / d^2``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..theory import _checks
+from ..theory.gep import GEPConstants
+from .rf_matrices import GEPMatrices, TrueFeatureMatrices
+from .rf_spectrum import SpectrumResult, solve_stieltjes
+
+__all__ = ["EigenModel", "LearningCurves", "eigen_model", "closed_form_curves", "asymptotic_train_loss",
+           "read_off_timescales", "validate_taus"]
+
+
+@dataclass(frozen=True)
+class EigenModel:
+    """The losses' ingredients in the eigenbasis of ``U`` (spec 2.3).
+
+    Attributes
+    ----------
+    lam : ndarray (k,)
+        Eigenvalues of ``U`` of the modes kept.
+    n_diag, c_diag : ndarray (k,)
+        ``N'_ii`` and ``C'_ii``.
+    M : ndarray (k, k)
+        ``U~' * N'`` (element-wise).
+    d, psi_p, delta_t, j_over_d : float
+        Dimension, ``p/d``, ``Delta_t``, ``Tr(Sigma_t^{-1})/d``.
+    p : int
+        Total number of modes; ``p - k`` were dropped because ``V`` has no component on them.
+    """
+
+    lam: np.ndarray
+    n_diag: np.ndarray
+    c_diag: np.ndarray
+    M: np.ndarray = field(repr=False)
+    d: int
+    psi_p: float
+    delta_t: float
+    j_over_d: float
+    p: int
+
+    @property
+    def bayes_floor(self) -> float:
+        """``1 - Delta_t J / d``: the smallest possible test loss (``e^{-2t}`` for ``Sigma = I``)."""
+        return 1.0 - self.delta_t * self.j_over_d
+
+
+def _j_over_d(t: float, cov_eigs: np.ndarray) -> float:
+    delta = -math.expm1(-2.0 * t)
+    return float(np.mean(1.0 / (math.exp(-2.0 * t) * cov_eigs + delta)))
+
+
+def eigen_model(mats) -> EigenModel:
+    """Diagonalise ``U`` once for :func:`closed_form_curves`.
+
+    Parameters
+    ----------
+    mats : GEPMatrices or TrueFeatureMatrices
+        GEP matrices with ``p > n + d`` use the ``(n + d)``-dimensional Gram route (``O(p (n + d)^2)``);
+        everything else a dense ``eigh`` of ``U`` (``O(p^3)``).
+    """
+    if isinstance(mats, GEPMatrices):
+        c = mats.constants
+        p, n, d = mats.p, mats.n, mats.d
+        cov = mats.cov_eigs
+        sig_t = math.exp(-2.0 * mats.t) * cov + c.delta_t
+        Z = np.concatenate([mats.G / math.sqrt(n), c.b_t * mats.W_bar], axis=1)
+        k = Z.shape[1]
+        if p > k:
+            lz, Y = np.linalg.eigh(Z.T @ Z)
+            if lz[0] <= 1e-12 * lz[-1]:
+                raise np.linalg.LinAlgError("rank-deficient [G, W_bar] Gram matrix; use dense matrices")
+            Wq = (Y.T @ (Z.T @ mats.W_bar)) / np.sqrt(lz)[:, None]          # Q^T W_bar  (k x d)
+            lam = lz + c.s_t2
+        else:
+            if mats.U is None:
+                raise ValueError("p <= n + d needs the dense U: build the matrices with dense=True")
+            lam, Q = np.linalg.eigh(mats.U)
+            Wq = Q.T @ mats.W_bar
+        Vq = c.b_t * Wq
+        Ut = (c.mu1 ** 2 / c.gamma2) * (Wq * sig_t) @ Wq.T
+        Ut[np.diag_indices_from(Ut)] += c.norm2 - c.mu1 ** 2
+        nd = np.einsum("ij,ij->i", Vq, Vq)
+        return EigenModel(lam=lam, n_diag=nd, c_diag=nd.copy(), M=Ut * (Vq @ Vq.T), d=d, psi_p=p / d,
+                          delta_t=c.delta_t, j_over_d=_j_over_d(mats.t, cov), p=p)
+    if isinstance(mats, TrueFeatureMatrices):
+        lam, Q = np.linalg.eigh(mats.U)
+        Vq, Vtq = Q.T @ mats.V, Q.T @ mats.V_tilde
+        Ut = Q.T @ mats.U_tilde @ Q
+        sx2 = mats.constants.sigma_x ** 2
+        return EigenModel(lam=lam, n_diag=np.einsum("ij,ij->i", Vq, Vq), c_diag=np.einsum("ij,ij->i", Vq, Vtq),
+                          M=Ut * (Vq @ Vq.T), d=mats.d, psi_p=mats.p / mats.d, delta_t=mats.constants.delta_t,
+                          j_over_d=_j_over_d(mats.t, np.array([sx2])), p=mats.p)
+    raise TypeError(f"mats must be GEPMatrices or TrueFeatureMatrices (got {type(mats).__name__})")
+
+
+def validate_taus(taus) -> np.ndarray:
+    """1-D float array of training times ``>= 0``; ``inf`` allowed (the ``tau = infinity`` limit)."""
+    arr = np.atleast_1d(np.asarray(taus, dtype=np.float64)) if not isinstance(taus, str) else None
+    if arr is None or arr.ndim != 1 or arr.size == 0:
+        raise ValueError("taus must be a non-empty 1-D sequence of training times >= 0 (inf allowed)")
+    if np.any(np.isnan(arr)) or np.any(arr < 0) or np.any(arr == -np.inf):
+        bad = arr[np.isnan(arr) | (arr < 0)][0]
+        raise ValueError(f"taus must be >= 0 (inf allowed for the tau -> infinity limit; got {bad!r})")
+    return arr
+
+
+def closed_form_curves(model: EigenModel, taus, *, gd_step=None):
+    """Train and test loss at every ``tau`` (spec 2.3), exact for gradient flow or for discrete GD.
+
+    Parameters
+    ----------
+    model : EigenModel
+    taus : array_like
+        Training times ``>= 0`` in units ``k eta / d^2``; ``inf`` gives ``f_i = -1/lambda_i``.
+    gd_step : float, optional
+        ``delta_tau`` of discrete GD: ``e_i`` becomes ``(1 - 2 Delta_t lambda_i delta_tau / psi_p)^k`` with
+        ``k = tau / delta_tau`` (spec 2.2), which reproduces the GD iterates exactly.
+
+    Returns
+    -------
+    (train, test) : ndarray, ndarray
+    """
+    tau = validate_taus(taus)
+    rate = 2.0 * model.delta_t * model.lam / model.psi_p
+    fin = np.isfinite(tau)
+    E = np.zeros((tau.size, model.lam.size))
+    if gd_step is None:
+        E[fin] = np.exp(-np.outer(tau[fin], rate))
+    else:
+        base = 1.0 - rate * gd_step
+        E[fin] = np.power(base[None, :], np.round(tau[fin] / gd_step)[:, None])
+    train = 1.0 - ((1.0 - E * E) @ (model.n_diag / model.lam)) / model.d
+    F = -(1.0 - E) / model.lam
+    test = 1.0 + (np.einsum("ti,ti->t", F @ model.M, F) + 2.0 * F @ model.c_diag) / model.d
+    return train, test
+
+
+def asymptotic_train_loss(spec: SpectrumResult, taus) -> np.ndarray:
+    """High-dimensional ``L_train(tau) = 1 - b_t^2 psi_p int d mu_s(lambda)/lambda (1 - e^{-4 Delta_t lambda tau/psi_p})``
+    (spec 2.4, derived from Theorem 3.1); ``tau = inf`` uses ``1 - b_t^2 psi_p s(0)`` with ``s(0)`` solved
+    directly at ``z = 0`` (below the spectrum, so real)."""
+    tau = validate_taus(taus)
+    c = spec.constants
+    b2, pp = c.b_t ** 2, spec.psi_p
+    lam, ws = spec.nodes, spec.weights_s
+    fin = np.isfinite(tau)
+    out = np.empty(tau.size)
+    E = np.exp(-np.outer(tau[fin], 4.0 * c.delta_t * lam / pp))
+    out[fin] = 1.0 - b2 * pp * ((1.0 - E) @ (ws / lam))
+    if np.any(~fin):
+        sol = solve_stieltjes(np.array([0.0]), psi_p=spec.psi_p, psi_n=spec.psi_n, constants=c,
+                              thetas=spec.thetas, omegas=spec.omegas, eps=np.array([1e-10 * c.s_t2]))
+        out[~fin] = 1.0 - b2 * pp * float(sol.s[0].real)
+    return out
+
+
+@dataclass(frozen=True)
+class LearningCurves:
+    """Training, test and generalization losses and the score error along training (spec 2).
+
+    Attributes
+    ----------
+    tau : ndarray
+        Training times in the paper's unit ``tau = k eta / d^2`` (``inf`` allowed).
+    train : ndarray
+        ``L_train(tau)`` (per ``d``; 1 at ``tau = 0``).
+    test, gen, score_error : ndarray or None
+        ``L_test``, ``L_gen = L_test - L_train`` and ``E_score = (L_test - 1 + Delta_t J/d)/Delta_t``.
+        ``None`` for ``method="asymptotic"``: the high-dimensional test loss needs a two-resolvent
+        quantity that Theorem 3.1 does not give (spec 11.1).
+    bayes_floor : float
+        ``1 - Delta_t J / d`` (``e^{-2t}`` for ``Sigma = I``): the smallest test loss.
+    method : str
+        ``"gep"``, ``"features"``, ``"asymptotic"`` or ``"gd"``.
+    inputs : dict
+        ``psi_p, psi_n, t, d, p, n, activation, sigma_x, center, seed`` (and GD settings).
+    constants : GEPConstants
+    diagnostics : dict
+        Method-specific (number of modes, GD steps, wall time, ...).
+    """
+
+    tau: np.ndarray
+    train: np.ndarray
+    test: np.ndarray | None
+    gen: np.ndarray | None
+    score_error: np.ndarray | None
+    bayes_floor: float
+    method: str
+    inputs: dict
+    constants: GEPConstants = field(repr=False)
+    diagnostics: dict = field(default_factory=dict, repr=False)
+
+
+@dataclass(frozen=True)
+class ReadOff:
+    """Timescales read off learning curves (package choices, documented in :func:`read_off_timescales`)."""
+
+    tau_gen: float
+    tau_mem: float | None
+    score_min: float
+    gen_final: float
+    mem_fraction: float
+
+
+def read_off_timescales(curves: LearningCurves, *, mem_fraction=0.5) -> ReadOff:
+    """``tau_gen`` = time of the score-error minimum; ``tau_mem`` = first time ``L_gen`` reaches
+    ``mem_fraction`` of its final value (``tau = inf`` when on the grid, else the last logged time).
+
+    Both are package choices (spec 5.1: "times read off curves are separate quantities"): the score
+    error is minimal where the fast modes have converged and the slow (memorization) modes have not
+    started; ``L_gen`` rises from ``O(psi_n^{-1/2})`` to its final value as the slow modes converge, and
+    its half-rise time is proportional to their relaxation time.  Interpolation is linear in
+    ``log tau`` between grid points.
+    """
+    if curves.score_error is None or curves.gen is None:
+        raise ValueError(f"method={curves.method!r} gives no test loss: time read-offs need 'gep', 'features' or 'gd'")
+    f = float(mem_fraction)
+    if not 0.0 < f < 1.0:
+        raise ValueError(f"mem_fraction must lie in (0, 1) (got {mem_fraction!r})")
+    tau = curves.tau
+    fin = np.isfinite(tau) & (tau > 0)
+    tf, sc, gn = tau[fin], curves.score_error[fin], curves.gen[fin]
+    i = int(np.argmin(sc))
+    tg = float(tf[i])
+    if 0 < i < tf.size - 1:      # parabola through the three points in log tau
+        x = np.log(tf[i - 1:i + 2])
+        y = sc[i - 1:i + 2]
+        den = (x[0] - x[1]) * (x[0] - x[2]) * (x[1] - x[2])
+        a = (x[2] * (y[1] - y[0]) + x[1] * (y[0] - y[2]) + x[0] * (y[2] - y[1])) / den
+        b = (x[2] ** 2 * (y[0] - y[1]) + x[1] ** 2 * (y[2] - y[0]) + x[0] ** 2 * (y[1] - y[2])) / den
+        if a > 0:
+            tg = float(np.exp(np.clip(-b / (2 * a), x[0], x[2])))
+    g_end = float(curves.gen[~np.isfinite(tau)][0]) if np.any(~np.isfinite(tau)) else float(gn[-1])
+    target = f * g_end
+    tm = None
+    above = np.flatnonzero((gn >= target) & (tf > tg))
+    if g_end > 0 and above.size:
+        j = int(above[0])
+        if j > 0 and gn[j - 1] < target:
+            x0, x1 = math.log(tf[j - 1]), math.log(tf[j])
+            tm = float(math.exp(x0 + (target - gn[j - 1]) / (gn[j] - gn[j - 1]) * (x1 - x0)))
+        else:
+            tm = float(tf[j])
+    return ReadOff(tau_gen=tg, tau_mem=tm, score_min=float(np.min(sc)), gen_final=g_end, mem_fraction=f)

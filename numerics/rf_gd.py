@@ -1,0 +1,224 @@
+"""Full-batch gradient descent on the random-features score model at finite ``d`` (spec 2.1, 2.2, 6).
+
+Model ``s(x) = B sigma(W_bar x)`` with ``B = A / sqrt(p)`` (``d x p``, ``B(0) = 0``), frozen ``W``; one
+GD step of size ``delta_tau`` in the paper's time unit (``tau = k eta / d^2``) is
+``B <- B - (d delta_tau / psi_p) grad_B L`` (spec 2.2).
+
+* ``noise="exact"`` (``m = infinity``): ``grad_B L = (2 Delta_t / d) B U + (2 sqrt(Delta_t) / d) V^T`` with
+  the true-feature ``U``, ``V`` (noise expectation by the Mehler series);
+* ``noise="fresh"``: one fresh ``xi`` per data point per step,
+  ``grad = 2 sqrt(Delta_t) / (n d) (sqrt(Delta_t) B Phi + Xi) Phi^T`` with ``Phi = sigma(W_bar x_t)`` --
+  an unbiased gradient of the ``m = infinity`` loss (spec 6, "Optimiser").
+
+Losses are logged exactly (the quadratic forms of spec 2.1 with the true-feature ``U, V, U~, V~``)
+at the requested times.  Kernels are ``@njit(cache=True)``; random numbers are drawn outside them
+(``numpy.random.default_rng([seed, 1])``, blocks of steps) and passed in.  Long runs checkpoint
+atomically (temporary file + ``os.replace``) and resume to the same numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from numba import njit
+
+from ..theory import _checks
+from .rf_matrices import TrueFeatureMatrices
+
+__all__ = ["GDResult", "simulate_gd", "stability_bound"]
+
+_ACT_CODES = {"tanh": 0, "erf": 1, "relu": 2, "gelu": 3}
+_BLOCK = 128
+
+
+@njit(cache=True)
+def _gd_exact_steps(B, U, Vt_T, coef_u, coef_v, n_steps):
+    """``n_steps`` of ``B <- B - coef_u B U - coef_v V^T`` (in place)."""
+    for _ in range(n_steps):
+        BU = B @ U
+        B -= coef_u * BU + coef_v * Vt_T
+    return B
+
+
+@njit(cache=True)
+def _act(x, code, shift):
+    out = np.empty_like(x)
+    r, c = x.shape
+    for i in range(r):
+        for j in range(c):
+            v = x[i, j]
+            if code == 0:
+                y = math.tanh(v)
+            elif code == 1:
+                y = math.erf(v)
+            elif code == 2:
+                y = v if v > 0.0 else 0.0
+            else:
+                y = 0.5 * v * (1.0 + math.erf(v / math.sqrt(2.0)))
+            out[i, j] = y - shift
+    return out
+
+
+@njit(cache=True)
+def _gd_fresh_steps(B, W_bar, Xt, xi, sq, coef, code, shift):
+    """One step per ``xi[k]`` (``d x n``): ``Phi = sigma(W_bar (Xt + sq xi)) - shift``,
+    ``B <- B - coef (sq B Phi + xi) Phi^T`` (in place); ``coef = 2 sqrt(Delta) delta_tau / (n psi_p)``."""
+    for k in range(xi.shape[0]):
+        Phi = _act(W_bar @ (Xt + sq * xi[k]), code, shift)
+        R = sq * (B @ Phi) + xi[k]
+        B -= coef * (R @ Phi.T)
+    return B
+
+
+def stability_bound(psi_p: float, delta_t: float, lam_max: float) -> float:
+    """Largest stable ``delta_tau``: ``psi_p / (Delta_t lambda_max)`` (spec 2.2)."""
+    return psi_p / (delta_t * lam_max)
+
+
+@dataclass(frozen=True)
+class GDResult:
+    """Logged losses of a GD run.
+
+    Attributes
+    ----------
+    tau : ndarray
+        Logged times ``k delta_tau`` (the requested times rounded to whole steps).
+    steps : ndarray of int
+    train, test : ndarray
+        Exact ``m = infinity`` losses of the current ``B``.
+    delta_tau : float
+    noise : str
+    diagnostics : dict
+        ``wall_s``, ``n_steps``, ``resumed_from_step``, ``stability_bound``.
+    """
+
+    tau: np.ndarray
+    steps: np.ndarray
+    train: np.ndarray
+    test: np.ndarray
+    delta_tau: float
+    noise: str
+    diagnostics: dict = field(default_factory=dict, repr=False)
+
+
+def _losses(B, mats: TrueFeatureMatrices):
+    d = mats.d
+    dl = mats.constants.delta_t
+    sq = math.sqrt(dl)
+    tr = 1.0 + dl / d * float(np.sum((B @ mats.U) * B)) + 2.0 * sq / d * float(np.sum(B * mats.V.T))
+    te = 1.0 + dl / d * float(np.sum((B @ mats.U_tilde) * B)) + 2.0 * sq / d * float(np.sum(B * mats.V_tilde.T))
+    return tr, te
+
+
+def _save(path, **arrays):
+    tmp = f"{path}.tmp.npz"
+    np.savez(tmp, **arrays)
+    os.replace(tmp, path)
+
+
+def simulate_gd(mats: TrueFeatureMatrices, taus, *, delta_tau=None, noise="exact", seed=0, checkpoint=None,
+                checkpoint_every_s=30.0) -> GDResult:
+    """Full-batch GD from ``B = 0`` logged at ``taus`` (spec 2.2, 6).
+
+    Parameters
+    ----------
+    mats : TrueFeatureMatrices
+        The model (``W``, data ``X``) and its exact ``U, V, U~, V~`` (for ``noise="exact"`` steps and for
+        logging).
+    taus : array_like
+        Finite times ``> 0``; each is rounded to a whole number of steps ``>= 1``.
+    delta_tau : float, optional
+        Step in units ``k eta / d^2``; default ``1e-2 psi_p / Delta_t`` (spec 6).  Must be below the
+        stability bound ``psi_p / (Delta_t lambda_max(U))``.
+    noise : {"exact", "fresh"}
+    seed : int
+        Seed of the fresh-noise stream (``default_rng([seed, 1])``).
+    checkpoint : str or path, optional
+        ``.npz`` file written atomically at most every ``checkpoint_every_s`` seconds; an existing
+        checkpoint for the same run is resumed and gives the same numbers as an uninterrupted run.
+
+    Raises
+    ------
+    ValueError
+        Bad ``taus``, ``noise``, or ``delta_tau`` at/above the stability bound.
+    """
+    if not isinstance(mats, TrueFeatureMatrices):
+        raise TypeError(f"mats must be TrueFeatureMatrices (got {type(mats).__name__})")
+    if noise not in ("exact", "fresh"):
+        raise ValueError(f"noise must be 'exact' or 'fresh' (got {noise!r})")
+    tau = np.atleast_1d(np.asarray(taus, dtype=np.float64))
+    if tau.ndim != 1 or tau.size == 0 or not np.all(np.isfinite(tau)) or np.any(tau <= 0):
+        raise ValueError("taus must be a non-empty 1-D sequence of finite times > 0 for a GD simulation")
+    c = mats.constants
+    d, p, n = mats.d, mats.p, mats.n
+    psi_p = p / d
+    dl = c.delta_t
+    lam_max = float(np.linalg.eigvalsh(mats.U)[-1])
+    bound = stability_bound(psi_p, dl, lam_max)
+    if delta_tau is None:
+        delta_tau = 1e-2 * psi_p / dl
+    delta_tau = _checks.positive_float("delta_tau", delta_tau)
+    if delta_tau >= bound:
+        raise ValueError(f"delta_tau must be below the GD stability bound psi_p/(Delta_t lambda_max) = {bound:.4g} "
+                         f"(got {delta_tau:.4g})")
+    steps = np.unique(np.maximum(1, np.round(tau / delta_tau)).astype(np.int64))
+    seed = _checks.positive_int("seed", seed, minimum=0)
+    rng = np.random.default_rng([seed, 1])
+    B = np.zeros((d, p))
+    train = np.full(steps.size, np.nan)
+    test = np.full(steps.size, np.nan)
+    done, i0, resumed = 0, 0, 0
+    key = np.array([d, p, n, seed, steps[-1], _ACT_CODES.get(c.activation, -1), int(noise == "fresh")], dtype=np.int64)
+    if checkpoint is not None and os.path.exists(checkpoint):
+        ck = np.load(checkpoint, allow_pickle=False)
+        if (np.array_equal(ck["key"], key) and float(ck["delta_tau"]) == delta_tau
+                and np.array_equal(ck["steps"], steps)):
+            B, done, i0 = ck["B"].copy(), int(ck["done"]), int(ck["i0"])
+            train[:i0], test[:i0] = ck["train"][:i0], ck["test"][:i0]
+            rng.bit_generator.state = json.loads(str(ck["rng"]))
+            resumed = done
+    sq = math.sqrt(dl)
+    coef_u = 2.0 * dl * delta_tau / psi_p
+    coef_v = 2.0 * sq * delta_tau / psi_p
+    VT = np.ascontiguousarray(mats.V.T)
+    U = np.ascontiguousarray(mats.U)
+    W_bar = np.ascontiguousarray(mats.W_bar)
+    Xt = np.ascontiguousarray(math.exp(-mats.t) * mats.X)
+    code = _ACT_CODES.get(mats.constants.activation, -1)
+    shift = mats.constants.mu0 if mats.constants.center else 0.0
+    f_np = mats.constants.activation_function()
+    coef_f = 2.0 * sq * delta_tau / (n * psi_p)
+    t0 = time.perf_counter()
+    last_save = t0
+    for i in range(i0, steps.size):
+        todo = int(steps[i] - done)
+        if noise == "exact":
+            _gd_exact_steps(B, U, VT, coef_u, coef_v, todo)
+        else:
+            while todo > 0:
+                k = min(todo, _BLOCK)
+                xi = rng.standard_normal((k, d, n))
+                if code >= 0:
+                    _gd_fresh_steps(B, W_bar, Xt, xi, sq, coef_f, code, shift)
+                else:                               # user callable: same update in numpy
+                    for j in range(k):
+                        Phi = f_np(W_bar @ (Xt + sq * xi[j]))
+                        B -= coef_f * ((sq * (B @ Phi) + xi[j]) @ Phi.T)
+                todo -= k
+        done = int(steps[i])
+        train[i], test[i] = _losses(B, mats)
+        if not (np.isfinite(train[i]) and np.isfinite(test[i])):
+            raise FloatingPointError(f"GD diverged at step {done} (tau = {done * delta_tau:.4g}): losses "
+                                     f"{train[i]}, {test[i]}; reduce delta_tau (bound {bound:.4g})")
+        if checkpoint is not None and (time.perf_counter() - last_save > checkpoint_every_s or i == steps.size - 1):
+            _save(checkpoint, key=key, delta_tau=np.float64(delta_tau), steps=steps, B=B, done=np.int64(done),
+                  i0=np.int64(i + 1), train=train, test=test, rng=np.array(json.dumps(rng.bit_generator.state)))
+            last_save = time.perf_counter()
+    return GDResult(tau=steps * delta_tau, steps=steps, train=train, test=test, delta_tau=delta_tau, noise=noise,
+                    diagnostics=dict(wall_s=time.perf_counter() - t0, n_steps=int(steps[-1]),
+                                     resumed_from_step=resumed, stability_bound=bound, lambda_max=lam_max))
