@@ -121,11 +121,9 @@ def _rf_curves_summary(curves, gd, reads) -> str:
                  "pred: spec 5.1 formulas (units tau = k eta/d^2)")
     for g in gd:
         gi = g.inputs
-        ref = None
         lines.append(f"GD (real {gi['activation']} features, d={gi['d']}, psi_n={gi['psi_n']:g}, m=inf, "
                      f"delta_tau={gi['delta_tau']:.3g}): {g.diagnostics['gd']['n_steps']} steps in "
                      f"{g.diagnostics['gd']['wall_s']:.1f} s")
-        del ref
     return "\n".join(lines)
 
 
