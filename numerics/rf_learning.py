@@ -66,7 +66,7 @@ def rf_learning_curves(psi_p, psi_n, t, taus, *, d=100, activation="tanh", sigma
         ``"asymptotic"``: ``d -> infinity`` training loss from the ``s``-measure of Theorem 3.1 (spec 2.4);
         ``test``, ``gen`` and ``score_error`` are ``None`` (they need a two-resolvent quantity, spec 11.1).
         ``"gd"``: full-batch GD on the true features (:func:`memlab.numerics.rf_gd.simulate_gd`); the
-        returned ``tau`` are the requested times rounded to whole steps.
+        returned ``tau`` are the requested times rounded to whole steps (zeros first, then sorted, unique).
     seed : int, default 0
         Seed of ``W``, ``X`` (and ``Omega`` / the GD noise).
     delta_tau : float, optional
@@ -129,14 +129,15 @@ def rf_learning_curves(psi_p, psi_n, t, taus, *, d=100, activation="tanh", sigma
         else:
             if np.any(~np.isfinite(tau)):
                 raise ValueError("taus must be finite for method='gd' (a simulation cannot reach tau = inf)")
-            pos = tau > 0
-            g = simulate_gd(mats, tau[pos] if np.any(pos) else [1e-300], delta_tau=delta_tau, noise=noise,
-                            seed=seed)
-            tau = np.concatenate([np.zeros(int((~pos).sum())), g.tau]) if np.any(pos) else np.zeros(tau.size)
-            train = np.concatenate([np.ones(int((~pos).sum())), g.train]) if np.any(pos) else np.ones(tau.size)
-            test = np.concatenate([np.ones(int((~pos).sum())), g.test]) if np.any(pos) else np.ones(tau.size)
-            diag = dict(gd=g.diagnostics, delta_tau=g.delta_tau, noise=noise)
-            inputs.update(delta_tau=g.delta_tau, noise=noise)
+            zero = tau == 0                      # tau = 0 is B = 0: both losses are exactly 1
+            g = simulate_gd(mats, tau[~zero], delta_tau=delta_tau, noise=noise, seed=seed) if np.any(~zero) else None
+            ones = np.ones(int(zero.sum()))
+            tau = np.concatenate([0.0 * ones] + ([g.tau] if g else []))
+            train = np.concatenate([ones] + ([g.train] if g else []))
+            test = np.concatenate([ones] + ([g.test] if g else []))
+            dt = g.delta_tau if g else delta_tau
+            diag = dict(gd=g.diagnostics if g else {}, delta_tau=dt, noise=noise)
+            inputs.update(delta_tau=dt, noise=noise)
     c = mats.constants
     gen = test - train
     score = (test - 1.0 + em.delta_t * em.j_over_d) / em.delta_t

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..theory import _checks
 from ..theory.activations import Activation
-from ..theory.gep import GEPConstants, gaussian_rule, gep_constants
+from ..theory.gep import GEPConstants, gaussian_rule, gep_constants, hermite_projections
 
 __all__ = ["GEPMatrices", "TrueFeatureMatrices", "gep_matrices", "gep_eigenvalues", "true_feature_matrices",
            "eigenvalues"]
@@ -217,10 +217,7 @@ def _hermite_table(act: Activation, means: np.ndarray, scale: np.ndarray, k_max:
         z, w = gaussian_rule(act, m[sl], sc[sl], n_nodes)   # split at z = (kink - mean) / scale
         s = act(m[sl, None] + sc[sl, None] * z)
         m2[sl] = (w * s * s).sum(axis=1)
-        h_prev, h = np.zeros_like(z), np.ones_like(z)
-        for k in range(k_max + 1):
-            out[k, sl] = (w * s * h).sum(axis=1)
-            h_prev, h = h, (z * h - math.sqrt(k) * h_prev) / math.sqrt(k + 1)
+        out[:, sl] = hermite_projections(z, w, s, k_max)
     return out.reshape((k_max + 1,) + shape), m2.reshape(shape)
 
 

@@ -31,7 +31,8 @@ from scipy import special
 from . import _checks
 from .activations import Activation, resolve_activation
 
-__all__ = ["GEPConstants", "gaussian_rule", "gep_constants", "hermite_coefficients", "v_s_from_hermite"]
+__all__ = ["GEPConstants", "gaussian_rule", "gep_constants", "hermite_coefficients", "hermite_projections",
+           "v_s_from_hermite"]
 
 _TRUNC = 12.0          # |z| beyond which the normal density (< 2e-32) is dropped on kinked pieces
 _N_START = 96          # first rule of the adaptive doubling
@@ -322,10 +323,21 @@ def hermite_coefficients(t, *, activation="tanh", sigma_x=1.0, center=False, k_m
     s = act(gamma * z)
     if center:
         s = s - float(w @ s)
-    out = np.empty(k_max + 1)
+    return hermite_projections(z, w, s, k_max)
+
+
+def hermite_projections(z, w, s, k_max: int) -> np.ndarray:
+    """``out[k, ...] = sum(w * s * h_k(z), axis=-1)`` for ``k = 0..k_max``, ``h_k = He_k / sqrt(k!)``.
+
+    Orthonormal recurrence ``h_{k+1} = (z h_k - sqrt(k) h_{k-1}) / sqrt(k+1)`` (no factorial overflow);
+    ``z``, ``w``, ``s`` are quadrature nodes, weights and integrand values with the nodes on the last axis.
+    """
+    z = np.asarray(z, dtype=np.float64)
+    ws = np.asarray(w, dtype=np.float64) * np.asarray(s, dtype=np.float64)
+    out = np.empty((k_max + 1,) + ws.shape[:-1])
     h_prev, h = np.zeros_like(z), np.ones_like(z)
     for k in range(k_max + 1):
-        out[k] = float(w @ (s * h))
+        out[k] = (ws * h).sum(axis=-1)
         h_prev, h = h, (z * h - math.sqrt(k) * h_prev) / math.sqrt(k + 1)
     return out
 
