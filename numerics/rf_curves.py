@@ -110,10 +110,9 @@ def eigen_model(mats) -> EigenModel:
         lam, Q = np.linalg.eigh(mats.U)
         Vq, Vtq = Q.T @ mats.V, Q.T @ mats.V_tilde
         Ut = Q.T @ mats.U_tilde @ Q
-        sx2 = mats.constants.sigma_x ** 2
         return EigenModel(lam=lam, n_diag=np.einsum("ij,ij->i", Vq, Vq), c_diag=np.einsum("ij,ij->i", Vq, Vtq),
                           M=Ut * (Vq @ Vq.T), d=mats.d, psi_p=mats.p / mats.d, delta_t=mats.constants.delta_t,
-                          j_over_d=_j_over_d(mats.t, np.array([sx2])), p=mats.p)
+                          j_over_d=_j_over_d(mats.t, mats.cov_eigs), p=mats.p)
     raise TypeError(f"mats must be GEPMatrices or TrueFeatureMatrices (got {type(mats).__name__})")
 
 

@@ -75,6 +75,8 @@ class TrueFeatureMatrices:
     constants : GEPConstants
         Constants of the same ``(t, activation, sigma_x, center)``; ``activation_function()`` is the
         activation used (centred when ``center``).
+    cov_eigs : ndarray (d,)
+        Eigenvalues of the (diagonal) data covariance.
     W_bar, X : ndarray
         The same draws as :func:`gep_matrices` with the same seed.
     U, U_tilde : ndarray (p x p)
@@ -91,6 +93,7 @@ class TrueFeatureMatrices:
     t: float
     seed: int
     constants: GEPConstants = field(repr=False)
+    cov_eigs: np.ndarray = field(repr=False)
     W_bar: np.ndarray = field(repr=False)
     X: np.ndarray = field(repr=False)
     U: np.ndarray = field(repr=False)
@@ -347,5 +350,5 @@ def true_feature_matrices(n, p, d, t, *, activation="tanh", sigma_x=None, center
         U_tilde /= n * n_noise
         V_tilde /= n * n_noise
         diag.update(n_noise=n_noise)
-    return TrueFeatureMatrices(n=n, p=p, d=d, t=t, seed=seed, constants=c, W_bar=W_bar, X=X, U=U, U_tilde=U_tilde,
+    return TrueFeatureMatrices(n=n, p=p, d=d, t=t, seed=seed, constants=c, cov_eigs=cov, W_bar=W_bar, X=X, U=U, U_tilde=U_tilde,
                                V=V, V_tilde=V_tilde, diagnostics=diag)
