@@ -9,6 +9,9 @@ from .numerics import (ExcessLosses, GMMData, GMMDenoiser, LossResult, SampleRes
                        generalizing_denoiser, gmm_denoiser, gmm_excess_losses, memorizing_denoiser,
                        pmem_denoiser, sample_gmm, training_loss)
 from .numerics.rf_matrices import GEPMatrices, TrueFeatureMatrices, gep_matrices, true_feature_matrices
+from .numerics.rf_curves import LearningCurves, ReadOff, read_off_timescales
+from .numerics.rf_gd import GDResult, simulate_gd
+from .numerics.rf_learning import PhaseDiagram, rf_learning_curves, rf_phase_diagram
 from .numerics.rf_spectrum import SpectrumResult, rf_spectrum
 from .numerics.timescales import TimescalesResult, predict_timescales
 from .theory import paper_grid
@@ -24,7 +27,8 @@ __all__ = ["predict_mstar", "MStarResult", "derive_crossover", "gmm_excess_losse
            "generalizing_denoiser", "memorizing_denoiser", "pmem_denoiser", "ddim_sample",
            "SampleResult", "paper_grid", "rf_spectrum", "SpectrumResult",
            "predict_timescales", "TimescalesResult", "gep_constants", "GEPConstants", "gep_matrices", "GEPMatrices",
-           "true_feature_matrices", "TrueFeatureMatrices", "derive_rf", "MemlabValidityWarning", "cite",
+           "true_feature_matrices", "TrueFeatureMatrices", "derive_rf", "rf_learning_curves", "LearningCurves",
+           "rf_phase_diagram", "PhaseDiagram", "read_off_timescales", "ReadOff", "simulate_gd", "GDResult", "MemlabValidityWarning", "cite",
            "__version__"]
 
 _CITATIONS = """\

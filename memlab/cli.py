@@ -86,18 +86,30 @@ def _gmm_losses_figure(N, d, K, t, n_noise, seed, n_m, out):
 
 def _rf_curves_figure(psi_p, psi_ns, t, d, gd_d, gd_psi_ns, gd_tau_max, activation, sigma_x, center, seed, out):
     from .numerics.rf_curves import read_off_timescales
-    from .numerics.rf_learning import rf_learning_curves
+    from .numerics.rf_learning import _sizes as check_sizes, rf_learning_curves
     from .plot import plot_rf_curves, plt, save_figure
 
+    from .theory import _checks
+
+    if gd_d < 0:
+        raise ValueError(f"gd_d must be an integer >= 0 (0: no GD simulation; got {gd_d})")
+    if gd_d:
+        _checks.positive_float("gd_tau_max", gd_tau_max)
+        if gd_tau_max <= 1.0:
+            raise ValueError(f"gd_tau_max must be > 1 (GD is logged from tau = 1; got {gd_tau_max:g})")
+        for pn in gd_psi_ns:                         # fail before the closed forms, not after them
+            check_sizes(psi_p, pn, gd_d)
     taus = np.concatenate([np.geomspace(1e-1, 1e7, 400), [np.inf]])
     kw = dict(activation=activation, sigma_x=sigma_x, center=center, seed=seed)
     curves = [rf_learning_curves(psi_p, pn, t, taus, d=d, method="gep", **kw) for pn in psi_ns]
-    gd = []
+    gd, gd_theory = [], []
     if gd_d:
         tg = np.geomspace(1.0, gd_tau_max, 22)
         gd = [rf_learning_curves(psi_p, pn, t, tg, d=gd_d, method="gd", **kw) for pn in gd_psi_ns]
-    fig, axes = plt.subplots(1, 3, figsize=(14.0, 4.3))
-    plot_rf_curves(curves, gd, axes=axes)
+        tt = np.geomspace(1e-1, gd_tau_max, 200)
+        gd_theory = [rf_learning_curves(psi_p, pn, t, tt, d=gd_d, method="features", **kw) for pn in gd_psi_ns]
+    fig, axes = plt.subplots(2, 2, figsize=(12.0, 8.6))
+    plot_rf_curves(curves, gd, gd_theory=gd_theory, axes=axes)
     fig.tight_layout()
     paths = save_figure(fig, out, f"rf_curves_psip{psi_p:g}_t{t:g}")
     plt.close(fig)

@@ -16,7 +16,7 @@ import numpy as np  # noqa: E402
 from .numerics.losses import ExcessLosses  # noqa: E402
 from .theory import crossover  # noqa: E402
 
-__all__ = ["plot_gmm_losses", "plot_rf_spectrum", "save_figure"]
+__all__ = ["plot_gmm_losses", "plot_rf_spectrum", "plot_rf_curves", "plot_rf_phase", "save_figure"]
 
 
 def save_figure(fig, out_dir, stem: str) -> list[Path]:
@@ -139,24 +139,35 @@ def _tau_mem_formula(c):
     return ts.tau_mem(k.s_t2, k.v_t2, c.inputs["psi_p"], c.inputs["psi_n"], k.delta_t)
 
 
-def plot_rf_curves(curves, gd=None, *, axes=None):
-    """Fig. 5 analogue (arXiv:2505.17638): score error, train (solid) / test (dashed) losses vs ``tau``,
-    and the same losses against ``tau / tau_mem`` (collapse).
+def _gen_inf(c):
+    inf = ~np.isfinite(c.tau)
+    return float(c.gen[inf][0]) if np.any(inf) else float(c.gen[-1])
+
+
+def plot_rf_curves(curves, gd=None, *, gd_theory=None, axes=None):
+    """Fig. 5 / Fig. 11 analogue (arXiv:2505.17638): score error and train (solid) / test (dashed) losses
+    against ``tau``, the losses against ``tau / tau_mem``, and ``L_gen / L_gen(inf)`` against
+    ``tau / tau_mem`` (the collapse).
 
     Parameters
     ----------
     curves : list of LearningCurves
-        Theory curves (lines), one per ``psi_n``; ``tau = inf`` entries are dropped from the log axis.
+        Theory curves (thick lines), one per ``psi_n``; ``tau = inf`` entries are dropped from the log
+        axis (``L_gen(inf)`` normalises panel D).
     gd : list of LearningCurves, optional
-        GD simulations (markers), matched to ``curves`` by ``psi_n``.
-    axes : sequence of 3 Axes, optional
+        GD simulations (markers: circles train / score error, squares test), matched to ``curves`` by
+        ``psi_n``.
+    gd_theory : list of LearningCurves, optional
+        Closed form at the GD runs' own ``d`` (thin dotted lines under the markers), matched by ``psi_n``:
+        GD at small ``d`` differs from the large-``d`` curves by finite-size effects, not by the method.
+    axes : sequence of 4 Axes, optional
 
     Returns
     -------
     ndarray of Axes
     """
     if axes is None:
-        fig, axes = plt.subplots(1, 3, figsize=(14.0, 4.3))
+        fig, axes = plt.subplots(2, 2, figsize=(12.0, 8.6))
     axes = np.asarray(axes).ravel()
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for k, c in enumerate(curves):
@@ -169,6 +180,15 @@ def plot_rf_curves(curves, gd=None, *, axes=None):
         axes[1].plot(c.tau[fin], c.test[fin], color=col, lw=1.6, ls="--")
         axes[2].plot(c.tau[fin] / tm, c.train[fin], color=col, lw=1.6, label=lab)
         axes[2].plot(c.tau[fin] / tm, c.test[fin], color=col, lw=1.6, ls="--")
+        axes[3].plot(c.tau[fin] / tm, c.gen[fin] / _gen_inf(c), color=col, lw=1.6, label=lab)
+        for th in gd_theory or []:
+            if th.inputs["psi_n"] != c.inputs["psi_n"]:
+                continue
+            tf = np.isfinite(th.tau) & (th.tau > 0)
+            kw = dict(color=col, lw=0.9, ls=":")
+            axes[0].plot(th.tau[tf], th.score_error[tf], **kw)
+            axes[1].plot(th.tau[tf], th.train[tf], **kw)
+            axes[1].plot(th.tau[tf], th.test[tf], **kw)
         for g in gd or []:
             if g.inputs["psi_n"] != c.inputs["psi_n"]:
                 continue
@@ -177,32 +197,34 @@ def plot_rf_curves(curves, gd=None, *, axes=None):
             axes[0].plot(g.tau[gf], g.score_error[gf], "o", **kw)
             axes[1].plot(g.tau[gf], g.train[gf], "o", **kw)
             axes[1].plot(g.tau[gf], g.test[gf], "s", **kw)
-            axes[2].plot(g.tau[gf] / tm, g.train[gf], "o", **kw)
-            axes[2].plot(g.tau[gf] / tm, g.test[gf], "s", **kw)
     c0 = curves[0]
-    for ax in axes[1:]:
-        ax.axhline(c0.bayes_floor, color="0.4", lw=0.8, ls=":", label=f"Bayes floor {c0.bayes_floor:.3f}")
+    for ax in axes[1:3]:
+        ax.axhline(c0.bayes_floor, color="0.4", lw=0.8, ls=(0, (1, 3)), label=f"Bayes floor {c0.bayes_floor:.3f}")
     i = c0.inputs
-    where = f"$\\psi_p$ = {i['psi_p']:g}, t = {i['t']:g}, {i['activation']}, d = {i['d']}"
     axes[0].set_ylabel(r"score error $\mathcal{E}_{\rm score}$ (per $d$)")
     axes[1].set_ylabel(r"loss per $d$: train (solid), test (dashed)")
     axes[2].set_ylabel(r"loss per $d$: train (solid), test (dashed)")
+    axes[3].set_ylabel(r"$\mathcal{L}_{\rm gen}(\tau)\,/\,\mathcal{L}_{\rm gen}(\infty)$")
     for ax in axes[:2]:
         ax.set_xlabel(r"training time $\tau = k\eta/d^2$")
-    axes[2].set_xlabel(r"$\tau/\tau_{\rm mem}$  ($\tau_{\rm mem} = \psi_p/(\Delta_t\lambda_{\min})$)")
+    for ax in axes[2:]:
+        ax.set_xlabel(r"$\tau/\tau_{\rm mem}$  ($\tau_{\rm mem} = \psi_p/(\Delta_t\lambda_{\min})$, spec 5.1)")
     axes[0].set_yscale("log")
     for ax in axes:
         ax.set_xscale("log")
         ax.grid(True, which="major", alpha=0.3)
-    axes[0].figure.suptitle(where, fontsize=9)
-    axes[0].set_title("score error", fontsize=8)
     gd_d = sorted({g.inputs["d"] for g in gd or []})
-    gd_txt = (f"\nmarkers: GD on real features, d = {', '.join(map(str, gd_d))} (m = inf, deterministic)"
-              if gd_d else "")
-    axes[1].set_title(f"lines: gradient-flow closed form (GEP, d = {i['d']}){gd_txt}", fontsize=7)
-    axes[2].set_title("collapse under " r"$\tau/\tau_{\rm mem}$", fontsize=8)
+    gd_txt = (f"; markers: GD on real {i['activation']} features at d = {', '.join(map(str, gd_d))} "
+              "(m = inf), dotted: closed form at that d" if gd_d else "")
+    axes[0].figure.suptitle(f"$\\psi_p$ = {i['psi_p']:g}, t = {i['t']:g}, {i['activation']}; lines: gradient-flow "
+                            f"closed form (GEP, d = {i['d']}){gd_txt}", fontsize=9)
+    axes[0].set_title("(A) score error", fontsize=9)
+    axes[1].set_title("(B) train and test losses", fontsize=9)
+    axes[2].set_title(r"(C) losses against $\tau/\tau_{\rm mem}$", fontsize=9)
+    axes[3].set_title(r"(D) collapse of $\mathcal{L}_{\rm gen}$ under $\tau/\tau_{\rm mem}$", fontsize=9)
     axes[0].legend(fontsize=7)
     axes[1].legend(fontsize=7, loc="lower left")
+    axes[3].legend(fontsize=7, loc="upper left")
     return axes
 
 

@@ -116,14 +116,15 @@ def eigen_model(mats) -> EigenModel:
     raise TypeError(f"mats must be GEPMatrices or TrueFeatureMatrices (got {type(mats).__name__})")
 
 
-def validate_taus(taus) -> np.ndarray:
-    """1-D float array of training times ``>= 0``; ``inf`` allowed (the ``tau = infinity`` limit)."""
+def validate_taus(taus, name="taus") -> np.ndarray:
+    """1-D float array of training times ``>= 0``; ``inf`` allowed (the ``tau = infinity`` limit).
+    ``name`` is the parameter named in the error message."""
     arr = np.atleast_1d(np.asarray(taus, dtype=np.float64)) if not isinstance(taus, str) else None
     if arr is None or arr.ndim != 1 or arr.size == 0:
-        raise ValueError("taus must be a non-empty 1-D sequence of training times >= 0 (inf allowed)")
+        raise ValueError(f"{name} must be a non-empty 1-D sequence of training times >= 0 (inf allowed)")
     if np.any(np.isnan(arr)) or np.any(arr < 0) or np.any(arr == -np.inf):
-        bad = arr[np.isnan(arr) | (arr < 0)][0]
-        raise ValueError(f"taus must be >= 0 (inf allowed for the tau -> infinity limit; got {bad!r})")
+        bad = float(arr[np.isnan(arr) | (arr < 0)][0])
+        raise ValueError(f"{name} must be >= 0 (inf allowed for the tau -> infinity limit; got {bad!r})")
     return arr
 
 

@@ -202,7 +202,7 @@ def rf_phase_diagram(psi_p_grid, psi_n_grid, t, tau, *, d=25, activation="tanh",
     """
     pp = _grid("psi_p_grid", psi_p_grid)
     pn = _grid("psi_n_grid", psi_n_grid)
-    tau_arr = validate_taus(tau)
+    tau_arr = validate_taus(tau, "tau")
     t = _checks.positive_float("t", t)
     d = _checks.positive_int("d", d)
     for a in pp:

@@ -1,6 +1,7 @@
 """CLI: outputs checked against the API, bad input -> one line on stderr and exit status 2."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -50,13 +51,25 @@ def test_mstar_text_and_validity_warning():
     (["timescales", "--n", "10", "--p", "100", "--d", "10", "--t", "0.1", "--activation", "relu"], "center"),
     (["spectrum", "--psi-p", "0", "--psi-n", "8", "--t", "0.01", "--out", "/tmp/x"], "psi_p"),
     (["spectrum", "--psi-p", "64", "--psi-n", "8", "--t", "0.01", "--d", "0", "--out", "/tmp/x"], "d"),
+    (["plot", "rf-curves", "--psi-p", "0", "--out", "/tmp/x"], "psi_p"),
+    (["plot", "rf-curves", "--psi-n", "4", "-1", "--out", "/tmp/x"], "psi_n"),
+    (["plot", "rf-curves", "--t", "nan", "--out", "/tmp/x"], "t"),
+    (["plot", "rf-curves", "--d", "0", "--out", "/tmp/x"], "d"),
+    (["plot", "rf-curves", "--psi-p", "0.01", "--d", "10", "--out", "/tmp/x"], "too small"),
+    (["plot", "rf-curves", "--gd-d", "-1", "--out", "/tmp/x"], "gd_d"),
+    (["plot", "rf-curves", "--gd-tau-max", "-5", "--out", "/tmp/x"], "gd_tau_max"),
+    (["plot", "rf-curves", "--activation", "softsign", "--out", "/tmp/x"], "activation"),
+    (["plot", "rf-phase", "--tau", "-1", "--out", "/tmp/x"], "tau"),
+    (["plot", "rf-phase", "--psi-n", "0", "--out", "/tmp/x"], "psi_n_grid"),
+    (["plot", "rf-phase", "--d", "0", "--out", "/tmp/x"], "d"),
 ])
 def test_bad_input_one_line_exit_2(args, flag):
     r = run(*args)
     assert r.returncode == 2
     lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and "Traceback" not in r.stderr
-    assert flag in lines[0]
+    # the parameter is named as a word of its own ("t" must not match inside "must")
+    assert re.search(rf"(^|[^\w-]){re.escape(flag)}(?![\w])", lines[0]), lines[0]
 
 
 def test_plot_gmm_losses_writes_png_and_pdf(tmp_path):
@@ -110,3 +123,32 @@ def test_spectrum_writes_figure_and_counts(tmp_path):
     for suffix in ("png", "pdf"):
         assert any(f.endswith(suffix) and (tmp_path / f.split("/")[-1]).stat().st_size > 1000 for f in out["files"])
     assert abs(out["delta_weight"] - (1 - 5 / 16)) < 1e-3
+
+
+def test_plot_rf_curves_json_matches_api_and_writes_figure(tmp_path):
+    r = run("plot", "rf-curves", "--psi-p", "16", "--psi-n", "2", "4", "--t", "0.1", "--d", "10", "--gd-d", "5",
+            "--gd-psi-n", "2", "--gd-tau-max", "50", "--out", str(tmp_path), "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert len(out["curves"]) == 2 and len(out["read_offs"]) == 2
+    for cj, rj, pn in zip(out["curves"], out["read_offs"], (2.0, 4.0)):
+        taus = np.array(cj["tau"], dtype=float)
+        api = memlab.rf_learning_curves(16, pn, 0.1, taus, d=10)
+        np.testing.assert_allclose(cj["gen"], api.gen, rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(cj["score_error"], api.score_error, rtol=1e-9, atol=1e-12)
+        ro = memlab.read_off_timescales(api)
+        assert rj["tau_gen"] == pytest.approx(ro.tau_gen, rel=1e-9)
+        assert rj["gen_final"] == pytest.approx(ro.gen_final, rel=1e-9)
+    for suffix in ("png", "pdf"):
+        assert (tmp_path / f"rf_curves_psip16_t0.1.{suffix}").stat().st_size > 1000
+
+
+def test_plot_rf_phase_json_matches_api(tmp_path):
+    r = run("plot", "rf-phase", "--psi-p", "4", "8", "--psi-n", "1", "2", "8", "--t", "0.1", "--tau", "100", "1000",
+            "--d", "8", "--out", str(tmp_path), "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)["result"]
+    api = memlab.rf_phase_diagram([4, 8], [1, 2, 8], 0.1, [100, 1000], d=8)
+    np.testing.assert_allclose(np.array(out["gen"]), api.gen, rtol=1e-9, atol=1e-12)
+    assert out["psi_n_mem"] == api.psi_n_mem
+    assert (tmp_path / "rf_phase_t0.1.png").stat().st_size > 1000
