@@ -8,6 +8,9 @@ optional, imported lazily).  ``import memlab`` never imports torch.
 from .numerics import (ExcessLosses, GMMData, GMMDenoiser, LossResult, SampleResult, ddim_sample,
                        generalizing_denoiser, gmm_denoiser, gmm_excess_losses, memorizing_denoiser,
                        pmem_denoiser, sample_gmm, training_loss)
+from .numerics.empirical import EmpiricalDenoiser, EmpiricalSamples, optimal_denoiser, sample_optimal
+from .numerics.memorization import (EMMResult, MemorizationResult, NearestTwo, estimate_emm, load_points,
+                                    memorization_fraction, nearest_two)
 from .numerics.rf_matrices import GEPMatrices, TrueFeatureMatrices, gep_matrices, true_feature_matrices
 from .numerics.rf_curves import LearningCurves, ReadOff, read_off_timescales
 from .numerics.rf_gd import GDResult, simulate_gd
@@ -29,6 +32,9 @@ __all__ = ["predict_mstar", "MStarResult", "derive_crossover", "gmm_excess_losse
            "predict_timescales", "TimescalesResult", "gep_constants", "GEPConstants", "gep_matrices", "GEPMatrices",
            "true_feature_matrices", "TrueFeatureMatrices", "derive_rf", "rf_learning_curves", "LearningCurves",
            "rf_phase_diagram", "PhaseDiagram", "read_off_timescales", "ReadOff", "simulate_gd", "GDResult", "MemlabValidityWarning", "cite",
+           "memorization_fraction", "MemorizationResult", "nearest_two", "NearestTwo", "estimate_emm",
+           "EMMResult", "load_points", "optimal_denoiser", "EmpiricalDenoiser", "sample_optimal",
+           "EmpiricalSamples",
            "__version__"]
 
 _CITATIONS = """\

@@ -16,7 +16,8 @@ import numpy as np  # noqa: E402
 from .numerics.losses import ExcessLosses  # noqa: E402
 from .theory import crossover  # noqa: E402
 
-__all__ = ["plot_gmm_losses", "plot_rf_spectrum", "plot_rf_curves", "plot_rf_phase", "save_figure"]
+__all__ = ["plot_gmm_losses", "plot_rf_spectrum", "plot_rf_curves", "plot_rf_phase", "plot_memorization",
+           "save_figure"]
 
 
 def save_figure(fig, out_dir, stem: str) -> list[Path]:
@@ -258,4 +259,62 @@ def plot_rf_phase(pd, *, axes=None):
                      fontsize=9)
         ax.legend(fontsize=7, loc="lower right")
         plt.colorbar(im, ax=ax, label=r"$\mathcal{L}_{\rm gen}$ (per $d$)")
+    return axes
+
+
+def plot_memorization(results, *, axes=None):
+    """Nearest / second-nearest distance ratios and memorization fractions (Gu et al. 1/3 rule).
+
+    Left: histogram of ``log10(d1/d2)`` per sample set with the threshold ``k`` as a vertical line
+    (samples left of it are memorized).  Right: the memorization fraction of each set as a marker with
+    its bootstrap interval as error bars.
+
+    Parameters
+    ----------
+    results : MemorizationResult or mapping of label -> MemorizationResult
+    axes : pair of Axes, optional
+    """
+    if not isinstance(results, dict):
+        results = {"samples": results}
+    if axes is None:
+        fig, axes = plt.subplots(1, 2, figsize=(10.5, 4.0), gridspec_kw={"width_ratios": [1.6, 1]})
+    ax, bx = axes
+    floor = 1e-6
+    ratios = {}
+    n_exact = 0
+    for lab, r in results.items():
+        x = np.where(r.d2 > 0, r.d1 / np.where(r.d2 > 0, r.d2, 1.0), 1.0)  # d2 = 0: duplicates, ratio 1
+        n_exact += int(np.sum(x < floor))
+        ratios[lab] = np.clip(x, floor, 1.0)
+    lmin = min(float(np.log10(min(x.min() for x in ratios.values()))), float(np.log10(min(r.k for r in results.values()))))
+    bins = np.linspace(np.floor(lmin) - 0.5, 0.0, 61)
+    for i, (lab, x) in enumerate(ratios.items()):
+        ax.hist(np.log10(x), bins=bins, histtype="step", lw=1.5, color=f"C{i}",
+                label=f"{lab}: S = {x.size}, fraction {results[lab].fraction:.3g}")
+    if n_exact:
+        ax.text(0.01, 0.97, f"{n_exact} sample(s) with d1/d2 < 1e-6 drawn at 1e-6", transform=ax.transAxes,
+                fontsize=7, va="top")
+    ks = sorted({r.k for r in results.values()})
+    for kk in ks:
+        ax.axvline(np.log10(kk), color="k", ls="--", lw=1.2, label=f"threshold k = {kk:.3g} (memorized to the left)")
+    ax.set_xlabel(r"$\log_{10}(d_1/d_2)$ (nearest / second-nearest training distance, dimensionless)")
+    ax.set_ylabel("number of samples")
+    ax.legend(fontsize=7)
+    labels = list(results)
+    f = np.array([results[lab].fraction for lab in labels])
+    lo_ci = np.array([results[lab].ci_low if results[lab].ci_low is not None else results[lab].fraction
+                      for lab in labels])
+    hi_ci = np.array([results[lab].ci_high if results[lab].ci_high is not None else results[lab].fraction
+                      for lab in labels])
+    xs = np.arange(len(labels))
+    bx.errorbar(xs, f, yerr=[f - lo_ci, hi_ci - f], fmt="o", color="C3", capsize=4,
+                label="measured (bootstrap CI)")
+    bx.set_xticks(xs)
+    bx.set_xticklabels(labels, rotation=15, fontsize=8)
+    bx.set_ylim(-0.05, 1.05)
+    bx.set_xlim(-0.6, len(labels) - 0.4)
+    bx.set_ylabel("memorization fraction (dimensionless)")
+    lvl = next(iter(results.values())).level
+    bx.set_title(f"fraction memorized, {100 * lvl:g}% bootstrap CI", fontsize=9)
+    bx.legend(fontsize=7, loc="center right")
     return axes

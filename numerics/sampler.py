@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..theory import _checks, grid
+from .empirical import ddim
 from .gmm import GMMDenoiser
 
 __all__ = ["SampleResult", "ddim_sample"]
@@ -62,9 +63,5 @@ def ddim_sample(denoiser: GMMDenoiser, n_samples: int = 50, *, times=None, seed:
     if ts.size < 2 or np.any(np.diff(ts) >= 0):
         raise ValueError("times must be strictly decreasing with at least two entries")
     x = np.random.default_rng(seed).standard_normal((n_samples, denoiser.d))
-    a = grid.alpha(ts)
-    for ell in range(ts.size - 1):
-        xbar = denoiser.x0(ts[ell], x)
-        ratio = ts[ell + 1] / ts[ell]
-        x = ratio * x + (a[ell + 1] - ratio * a[ell]) * xbar
+    x = ddim(lambda ell, z: denoiser.x0(ts[ell], z), x, grid.alpha(ts), grid.sigma(ts))
     return SampleResult(samples=x, times=ts, seed=seed, denoiser=denoiser.name)

@@ -152,3 +152,92 @@ def test_plot_rf_phase_json_matches_api(tmp_path):
     np.testing.assert_allclose(np.array(out["gen"]), api.gen, rtol=1e-9, atol=1e-12)
     assert out["psi_n_mem"] == api.psi_n_mem
     assert (tmp_path / "rf_phase_t0.1.png").stat().st_size > 1000
+
+
+# ------------------------------------------------------------------------------------------------
+# memlab memorization
+# ------------------------------------------------------------------------------------------------
+
+@pytest.fixture()
+def mem_files(tmp_path):
+    import matplotlib.image as mpimg
+
+    rng = np.random.default_rng(0)
+    train = rng.standard_normal((300, 32))
+    samples = np.vstack([train[:40] + 1e-3 * rng.standard_normal((40, 32)), rng.standard_normal((60, 32))])
+    np.save(tmp_path / "train.npy", train)
+    np.save(tmp_path / "samples.npy", samples)
+    np.savez(tmp_path / "samples.npz", samples=samples, other=np.zeros(3))
+    np.savez(tmp_path / "two.npz", a=samples, b=samples)
+    imgs = rng.integers(0, 256, size=(30, 6, 6, 3), dtype=np.uint8)
+    (tmp_path / "train_png").mkdir()
+    (tmp_path / "gen_png").mkdir()
+    for i, im in enumerate(imgs):
+        mpimg.imsave(tmp_path / "train_png" / f"{i:03d}.png", im)
+    for i in range(12):  # 8 exact copies (memorized), 4 new images
+        im = imgs[i] if i < 8 else rng.integers(0, 256, size=(6, 6, 3), dtype=np.uint8)
+        mpimg.imsave(tmp_path / "gen_png" / f"{i:03d}.png", im)
+    (tmp_path / "broken.npy").write_bytes(b"not a numpy file")
+    (tmp_path / "empty_dir").mkdir()
+    return tmp_path, train, samples, imgs
+
+
+def test_memorization_cli_npy_and_npz_match_api(mem_files):
+    d, train, samples, _ = mem_files
+    api = memlab.memorization_fraction(samples, train)
+    for src in ("samples.npy", "samples.npz"):
+        r = run("memorization", "--samples", str(d / src), "--train", str(d / "train.npy"), "--json")
+        assert r.returncode == 0, r.stderr
+        out = json.loads(r.stdout)
+        assert out["fraction"] == api.fraction == 0.4
+        assert (out["ci_low"], out["ci_high"]) == (api.ci_low, api.ci_high)
+        assert out["n_memorized"] == 40
+    r = run("memorization", "--samples", str(d / "samples.npy"), "--train", str(d / "train.npy"),
+            "--k", "0.5", "--out", str(d / "o"))
+    assert r.returncode == 0, r.stderr
+    assert "0.4000" in r.stdout
+    assert (d / "o" / "memorization.png").stat().st_size > 10000
+    per = np.load(d / "o" / "memorization_per_sample.npz")
+    np.testing.assert_array_equal(per["nn_index"], memlab.memorization_fraction(samples, train, k=0.5).nn_index)
+
+
+def test_memorization_cli_png_folder_on_0_255_scale(mem_files):
+    d, _, _, imgs = mem_files
+    r = run("memorization", "--samples", str(d / "gen_png"), "--train", str(d / "train_png"), "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["fraction"] == pytest.approx(8 / 12)
+    pts = memlab.load_points(d / "train_png")
+    assert pts.dtype == np.uint8 and pts.shape == (30, 6 * 6 * 3)  # the opaque alpha channel is dropped
+    np.testing.assert_array_equal(pts, imgs.reshape(30, -1))  # raw 0-255 values, sorted by file name
+
+
+@pytest.mark.parametrize("which,flag", [
+    ("missing", "samples"), ("broken", "samples"), ("empty_dir", "samples"), ("two", "samples"),
+    ("dims", "feature dimension"), ("k", "k"), ("mem", "memory_limit_mb"), ("txt", "samples"),
+])
+def test_memorization_cli_bad_input(mem_files, which, flag):
+    d = mem_files[0]
+    s, t, extra = str(d / "samples.npy"), str(d / "train.npy"), []
+    if which == "missing":
+        s = str(d / "nope.npy")
+    elif which == "broken":
+        s = str(d / "broken.npy")
+    elif which == "empty_dir":
+        s = str(d / "empty_dir")
+    elif which == "two":
+        s = str(d / "two.npz")
+    elif which == "dims":
+        t = str(d / "train_png")
+    elif which == "k":
+        extra = ["--k", "1.2"]
+    elif which == "mem":
+        extra = ["--memory-limit-mb", "0"]
+    elif which == "txt":
+        (d / "x.txt").write_text("1 2 3")
+        s = str(d / "x.txt")
+    r = run("memorization", "--samples", s, "--train", t, *extra)
+    assert r.returncode == 2
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "Traceback" not in r.stderr
+    assert flag in lines[0], lines[0]

@@ -1,0 +1,395 @@
+"""Memorization metrics: nearest-two search against brute force, the 1/3 rule and its edge cases,
+the bootstrap interval's coverage, the optimal denoiser's samplers and the EMM estimator."""
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from scipy.special import logsumexp
+
+import memlab
+from memlab.numerics.empirical import optimal_denoiser, sample_optimal
+from memlab.numerics.memorization import (bootstrap_ci, estimate_emm, find_duplicates, memorization_fraction,
+                                          memorized_mask, nearest_two)
+from memlab.theory.schedules import SCHEDULES, default_sampling_times, schedule_alpha_sigma
+
+
+def brute_two(X, Y):
+    """Reference: all squared distances from difference vectors in float64, stable argsort (ties -> low index)."""
+    X = np.asarray(X, dtype=np.float64)
+    Y = np.asarray(Y, dtype=np.float64)
+    idx = np.empty((X.shape[0], 2), dtype=np.int64)
+    q = np.empty((X.shape[0], 2))
+    for s in range(0, X.shape[0], 64):
+        d2 = ((X[s:s + 64, None, :] - Y[None, :, :]) ** 2).sum(-1)
+        o = np.argsort(d2, axis=1, kind="stable")[:, :2]
+        idx[s:s + 64] = o
+        q[s:s + 64] = np.take_along_axis(d2, o, axis=1)
+    return idx, q
+
+
+# ------------------------------------------------------------------------------------------------
+# nearest two vs brute force
+# ------------------------------------------------------------------------------------------------
+
+@st.composite
+def lattice_case(draw):
+    """Integer data (all distances exact in float64, so ties are exact ties) far from the origin, with
+    samples that are near-duplicates of training points: the GEMM expansion cancels catastrophically
+    in float32 (|x|^2 ~ 1e13 against d1^2 ~ 1)."""
+    D = draw(st.integers(1, 24))
+    N = draw(st.integers(2, 40))
+    S = draw(st.integers(1, 30))
+    seed = draw(st.integers(0, 2 ** 31))
+    base = draw(st.sampled_from([0, 1000, 10 ** 6]))
+    rng = np.random.default_rng(seed)
+    Y = base + rng.integers(-3, 4, size=(N, D)) * draw(st.sampled_from([1, 50]))
+    if draw(st.booleans()):  # exact duplicate training rows
+        Y[rng.integers(0, N, size=N // 4)] = Y[0]
+    pick = rng.integers(0, N, size=S)
+    X = Y[pick] + rng.integers(-1, 2, size=(S, D)) * rng.integers(0, 2, size=(S, 1))
+    return X.astype(np.float64), Y.astype(np.float64)
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=lattice_case(), dtype=st.sampled_from(["float32", "float64"]))
+def test_nearest_two_equals_brute_force_on_lattice_with_near_duplicates(case, dtype):
+    X, Y = case
+    nt = nearest_two(X, Y, dtype=dtype)
+    idx, q = brute_two(X, Y)
+    np.testing.assert_array_equal(nt.index, idx)
+    np.testing.assert_array_equal(nt.sq1, q[:, 0])  # exact data: bit-identical squared distances
+    np.testing.assert_array_equal(nt.sq2, q[:, 1])
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2 ** 31), D=st.integers(1, 64), scale=st.sampled_from([1e-3, 1.0, 1e4]),
+       offset=st.sampled_from([0.0, 10.0, 1e5]), eps=st.sampled_from([1e-2, 1e-5, 1e-8]),
+       dtype=st.sampled_from(["float32", "float64"]), in32=st.booleans())
+def test_nearest_two_equals_brute_force_on_continuous_data(seed, D, scale, offset, eps, dtype, in32):
+    rng = np.random.default_rng(seed)
+    Y = offset + scale * rng.standard_normal((50, D))
+    X = np.vstack([Y[rng.integers(0, 50, 20)] + eps * scale * rng.standard_normal((20, D)),
+                   offset + scale * rng.standard_normal((10, D))])
+    if in32:
+        X, Y = X.astype(np.float32), Y.astype(np.float32)
+    nt = nearest_two(X, Y, dtype=dtype)
+    idx, q = brute_two(X, Y)
+    np.testing.assert_array_equal(nt.index, idx)
+    np.testing.assert_allclose(nt.d1, np.sqrt(q[:, 0]), rtol=1e-6, atol=0)
+    np.testing.assert_allclose(nt.d2, np.sqrt(q[:, 1]), rtol=1e-6, atol=0)
+
+
+def test_nearest_two_blocked_under_a_small_memory_limit():
+    """1 MiB forces many row and column blocks; the result must not depend on the blocking."""
+    rng = np.random.default_rng(3)
+    Y = rng.standard_normal((10000, 6)).astype(np.float32) + 300.0
+    X = np.vstack([Y[rng.integers(0, 10000, 150)] + 1e-3, rng.standard_normal((150, 6)).astype(np.float32) + 300])
+    small = nearest_two(X, Y, memory_limit=2 ** 20)
+    b, c = small.diagnostics["block"]
+    assert c < 10000 and b < 300, small.diagnostics["block"]
+    assert small.diagnostics["working_bytes"] <= 2 ** 20
+    idx, q = brute_two(X, Y)
+    np.testing.assert_array_equal(small.index, idx)
+    np.testing.assert_allclose(small.sq1, q[:, 0], rtol=1e-12, atol=0)
+    big = nearest_two(X, Y)
+    np.testing.assert_array_equal(big.index, small.index)
+    np.testing.assert_array_equal(big.sq2, small.sq2)
+
+
+def test_exact_recomputations_stay_few():
+    """The certified bound prunes: a handful of exact recomputations per sample, not N."""
+    rng = np.random.default_rng(0)
+    Y = rng.random((5000, 256), dtype=np.float32) * 255
+    X = np.vstack([Y[:100] + rng.standard_normal((100, 256)).astype(np.float32), rng.random((100, 256),
+                                                                                             dtype=np.float32) * 255])
+    nt = nearest_two(X, Y)
+    assert nt.dtype == "float32"
+    assert nt.diagnostics["exact_per_sample"] < 20
+
+
+def test_integer_images_use_float32_and_stay_exact():
+    rng = np.random.default_rng(1)
+    Y = rng.integers(0, 256, size=(300, 192), dtype=np.uint8)
+    X = Y[rng.integers(0, 300, 40)].copy()
+    X[:, :5] = np.minimum(X[:, :5].astype(int) + 1, 255).astype(np.uint8)
+    nt = nearest_two(X, Y)
+    assert nt.dtype == "float32"
+    idx, q = brute_two(X, Y)
+    np.testing.assert_array_equal(nt.index, idx)
+    np.testing.assert_array_equal(nt.sq1, q[:, 0])
+
+
+# ------------------------------------------------------------------------------------------------
+# the rule
+# ------------------------------------------------------------------------------------------------
+
+def test_rule_is_strict_and_matches_ratio_form():
+    # d1 = 1, d2 = 3 exactly: 1 < 3 k is false at k = 1/3 in exact arithmetic (strict)
+    train = np.array([[1.0, 0.0], [-3.0, 0.0], [50.0, 50.0]])
+    r = memorization_fraction([[0.0, 0.0]], train, n_boot=0)
+    assert r.d1[0] == 1.0 and r.d2[0] == 3.0
+    assert not r.memorized[0]
+    assert memorization_fraction([[0.0, 0.0]], train, k=0.34, n_boot=0).memorized[0]
+    rng = np.random.default_rng(5)
+    q1, q2 = rng.random(1000), rng.random(1000) + 0.5
+    with np.errstate(divide="ignore"):
+        np.testing.assert_array_equal(memorized_mask(q1, q2, 0.4), np.sqrt(q1) / np.sqrt(q2) < 0.4)
+
+
+def test_duplicates_not_memorized_warned_and_dedupe_option():
+    rng = np.random.default_rng(2)
+    train = rng.standard_normal((30, 25))
+    train[7] = train[3]  # exact duplicate
+    samples = np.vstack([train[3] + 1e-6, train[10] + 1e-6])
+    with pytest.warns(UserWarning, match="1 exact duplicate"):
+        r = memorization_fraction(samples, train, n_boot=0)
+    assert r.n_duplicates == 1
+    assert r.nn_index[0].tolist() == [3, 7] and r.d1[0] == r.d2[0]
+    assert r.memorized.tolist() == [False, True]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        rd = memorization_fraction(samples, train, n_boot=0, dedupe=True)
+    assert rd.memorized.tolist() == [True, True]
+    assert rd.nn_index[0, 0] == 3 and rd.nn_index[0, 1] != 7  # indices refer to the original rows
+    # a sample exactly on a duplicated point: d1 = d2 = 0 -> 0 < 0 is false
+    with pytest.warns(UserWarning):
+        r0 = memorization_fraction(train[3:4], train, n_boot=0)
+    assert r0.d1[0] == 0.0 and r0.d2[0] == 0.0 and not r0.memorized[0]
+
+
+def test_find_duplicates_matches_numpy_unique():
+    rng = np.random.default_rng(4)
+    Y = rng.integers(0, 3, size=(400, 5)).astype(float)  # many repeats
+    dup = find_duplicates(Y)
+    _, first = np.unique(Y, axis=0, return_index=True)
+    expect = np.setdiff1d(np.arange(400), first)
+    np.testing.assert_array_equal(dup, expect)
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2 ** 31), shift=st.floats(-100, 100), scale=st.floats(0.01, 100))
+def test_rule_invariant_under_translation_scaling_rotation(seed, shift, scale):
+    rng = np.random.default_rng(seed)
+    train = rng.standard_normal((40, 6))
+    samples = np.vstack([train[:10] + 10 ** rng.uniform(-3, 0, (10, 1)) * rng.standard_normal((10, 6)),
+                         rng.standard_normal((10, 6))])
+    Q, _ = np.linalg.qr(rng.standard_normal((6, 6)))
+    base = memorization_fraction(samples, train, n_boot=0)
+    moved = memorization_fraction(scale * samples @ Q + shift, scale * train @ Q + shift, n_boot=0)
+    r0, r1 = base.ratio, moved.ratio
+    clear = np.abs(r0 - 1 / 3) > 1e-6  # away from the threshold, rounding cannot flip the rule
+    np.testing.assert_array_equal(base.memorized[clear], moved.memorized[clear])
+    np.testing.assert_allclose(r1, r0, rtol=1e-6)
+
+
+# ------------------------------------------------------------------------------------------------
+# fraction: samplers, fresh draws, bootstrap
+# ------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("schedule", SCHEDULES)
+def test_optimal_denoiser_sampler_memorizes_everything(schedule):
+    data = memlab.sample_gmm(150, 20, 5, seed=1)
+    s = sample_optimal(data.train, 60, schedule=schedule, seed=2).samples
+    r = memorization_fraction(s, data.train)
+    assert r.fraction == 1.0 and r.ci_low == 1.0
+
+
+def test_gmm_lab_samplers_and_fresh_draws():
+    data = memlab.sample_gmm(200, 20, 6, n_heldout=300, seed=0)
+    mem = memlab.ddim_sample(memlab.memorizing_denoiser(data.train), 50, seed=1).samples
+    pmem = memlab.ddim_sample(memlab.pmem_denoiser(data.train, 80), 50, seed=1).samples
+    assert memorization_fraction(mem, data.train).fraction == 1.0
+    assert memorization_fraction(pmem, data.train).fraction == 1.0
+    fresh = memorization_fraction(data.heldout, data.train)
+    assert fresh.ci_low <= 0.0 <= fresh.ci_high
+    assert fresh.fraction <= 1 / 300  # chance level k^d = 3^-20 ~ 3e-10
+    tiny = memorization_fraction(data.train[:100] + 1e-4 * np.random.default_rng(0).standard_normal((100, 20)),
+                                 data.train)
+    assert tiny.fraction == 1.0
+
+
+def test_bootstrap_interval_coverage():
+    """Seeded Monte Carlo: samples memorized with probability p = 0.3 (copies of training points with
+    tiny noise vs fresh draws in d = 20); the 95% percentile interval must cover p about 95% of the time."""
+    rng = np.random.default_rng(11)
+    train = rng.standard_normal((100, 20))
+    p, S, trials = 0.3, 200, 400
+    cover = 0
+    for trial in range(trials):
+        is_mem = rng.random(S) < p
+        x = rng.standard_normal((S, 20))
+        j = rng.integers(0, 100, S)
+        x[is_mem] = train[j[is_mem]] + 1e-3 * rng.standard_normal((is_mem.sum(), 20))
+        r = memorization_fraction(x, train, n_boot=1000, seed=trial)
+        assert r.memorized.sum() == is_mem.sum()
+        cover += r.ci_low <= p <= r.ci_high
+    rate = cover / trials
+    # binomial SE of the rate ~ 0.011; the percentile interval is slightly liberal at n = 200
+    assert 0.91 <= rate <= 0.98, rate
+
+
+def test_bootstrap_is_seeded_and_matches_explicit_resampling():
+    flags = np.random.default_rng(0).random(300) < 0.2
+    a = bootstrap_ci(flags, n_boot=2000, seed=4)
+    assert a == bootstrap_ci(flags, n_boot=2000, seed=4)
+    rng = np.random.default_rng(9)
+    means = flags[rng.integers(0, 300, size=(4000, 300))].mean(axis=1)
+    lo, hi = np.quantile(means, [0.025, 0.975])
+    assert abs(a[0] - lo) <= 0.012 and abs(a[1] - hi) <= 0.012
+
+
+# ------------------------------------------------------------------------------------------------
+# optimal denoiser and schedules
+# ------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("schedule,t", [("gmm", 0.001), ("gmm", 0.5), ("ou", 1e-4), ("ou", 2.0),
+                                        ("edm", 0.002), ("edm", 30.0), ("vp", 1e-3), ("vp", 0.7)])
+def test_optimal_denoiser_matches_logsumexp_and_score_gradient(schedule, t):
+    rng = np.random.default_rng(0)
+    train = 3 * rng.standard_normal((40, 5))
+    den = optimal_denoiser(train, schedule)
+    a, s = (float(v) for v in schedule_alpha_sigma(schedule, t))
+    x = a * train[:6] + s * rng.standard_normal((6, 5))
+    logw = -((x[:, None, :] - a * train[None]) ** 2).sum(-1) / (2 * s * s)
+    w = np.exp(logw - logsumexp(logw, axis=1, keepdims=True))
+    np.testing.assert_allclose(den.x0(t, x), w @ train, rtol=1e-9, atol=1e-9 * np.abs(train).max())
+    assert np.all(np.isfinite(den.x0(t, x)))
+
+    def logp(y):  # log of the empirical P_t density up to a constant
+        return logsumexp(-((y - a * train) ** 2).sum(-1) / (2 * s * s))
+
+    y = x[0]
+    h = 1e-5 * s
+    grad = np.array([(logp(y + h * e) - logp(y - h * e)) / (2 * h) for e in np.eye(5)])
+    np.testing.assert_allclose(den.score(t, y), grad, rtol=1e-4, atol=1e-6 / s)
+
+
+def test_schedules_and_default_times():
+    t = np.linspace(0, 0.99, 50)
+    for sch in ("gmm", "ou", "vp"):
+        a, s = schedule_alpha_sigma(sch, t)
+        np.testing.assert_allclose(a ** 2 + s ** 2, 1.0, rtol=1e-14)  # variance preserving
+    a, s = schedule_alpha_sigma("ou", 0.3)
+    assert a == pytest.approx(math.exp(-0.3)) and s ** 2 == pytest.approx(1 - math.exp(-0.6))
+    for sch in SCHEDULES:
+        ts = default_sampling_times(sch)
+        assert np.all(np.diff(ts) < 0) and ts[-1] > 0
+    np.testing.assert_allclose(default_sampling_times("gmm"), memlab.paper_grid(), atol=1e-15)
+    with pytest.raises(ValueError, match="schedule"):
+        schedule_alpha_sigma("cosine", 0.1)
+    with pytest.raises(ValueError, match="t must lie"):
+        schedule_alpha_sigma("gmm", 1.0)
+
+
+def test_sampler_is_deterministic_and_may_end_at_zero():
+    train = np.random.default_rng(0).standard_normal((30, 4))
+    a = sample_optimal(train, 10, schedule="edm", seed=3).samples
+    np.testing.assert_array_equal(a, sample_optimal(train, 10, schedule="edm", seed=3).samples)
+    ts = np.append(default_sampling_times("edm"), 0.0)
+    z = sample_optimal(train, 10, schedule="edm", times=ts, seed=3).samples
+    # the final step at sigma = 0 returns D* itself: (numerically) a training point
+    assert np.min(np.linalg.norm(z[:, None] - train[None], axis=2), axis=1).max() < 1e-8
+
+
+# ------------------------------------------------------------------------------------------------
+# EMM
+# ------------------------------------------------------------------------------------------------
+
+def logistic(n0, w):
+    return lambda n: 1.0 / (1.0 + math.exp((n - n0) / w))
+
+
+def test_emm_recovers_known_crossing():
+    n0, w, thr = 3000.0, 300.0, 0.9
+    R = logistic(n0, w)
+    n_star = n0 + w * math.log((1 - thr) / thr)  # R(n*) = 0.9, n* = 2340.8
+    grid = [500, 1000, 2000, 4000, 8000]
+    calls = []
+    res = estimate_emm(lambda n: calls.append(n) or R(n), grid, threshold=thr)
+    assert res.status == "ok" and not res.non_monotone
+    assert res.grid_emm == 2000
+    g_cross = 2000 + (R(2000) - thr) / (R(2000) - R(4000)) * 2000
+    assert res.grid_crossing == pytest.approx(g_cross, rel=1e-12)
+    assert res.emm == math.floor(n_star)  # refined: largest integer with R >= 0.9
+    assert abs(res.crossing - n_star) < 1.0
+    assert len(calls) == len(set(calls)) == res.n_evals  # each size measured once
+    plain = estimate_emm(R, grid, threshold=thr, refine=False)
+    assert plain.emm == 2000 and plain.crossing == pytest.approx(g_cross, rel=1e-12) and plain.n_evals == 5
+
+
+def test_emm_edge_cases():
+    below = estimate_emm(lambda n: 0.5, [100, 200])
+    assert below.status == "below_smallest" and below.emm is None and "below the smallest" in below.message
+    above = estimate_emm(lambda n: 0.95, [100, 200])
+    assert above.status == "at_least_largest" and above.emm == 200 and above.crossing is None
+    vals = {100: 0.95, 200: 0.85, 400: 0.92, 800: 0.3}
+    nm = estimate_emm(lambda n: vals.get(n, 0.9 if n < 600 else 0.5), [100, 200, 400, 800], refine=False)
+    assert nm.non_monotone and nm.grid_emm == 400 and 400 < nm.crossing < 800 and "non-monotone" in nm.message
+    # measure may return a MemorizationResult
+    train = np.random.default_rng(0).standard_normal((50, 20))
+    res = estimate_emm(lambda n: memorization_fraction(train[:10] + (1e-3 if n < 300 else 1.0), train, n_boot=0),
+                       [100, 200, 400], refine=False)
+    assert res.grid_emm == 200
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(measure=lambda n: 1.5, sizes=[10]), "measure"),
+    (dict(measure=lambda n: float("nan"), sizes=[10]), "measure"),
+    (dict(measure=lambda n: 0.5, sizes=[]), "sizes"),
+    (dict(measure=lambda n: 0.5, sizes=[10, 10]), "sizes"),
+    (dict(measure=lambda n: 0.5, sizes=[0, 10]), "sizes"),
+    (dict(measure=lambda n: 0.5, sizes=[10], threshold=1.5), "threshold"),
+])
+def test_emm_bad_input(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        estimate_emm(**kwargs)
+    with pytest.raises(TypeError, match="measure"):
+        estimate_emm(42, [10])
+
+
+# ------------------------------------------------------------------------------------------------
+# bad input
+# ------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("samples,train,kwargs,exc,match", [
+    (np.zeros((3, 4)), np.zeros((5, 5)), {}, ValueError, "feature dimension"),
+    (np.zeros((3, 4)), np.zeros((1, 4)), {}, ValueError, "at least 2 training points"),
+    (np.zeros((0, 4)), np.ones((5, 4)), {}, ValueError, "samples is empty"),
+    (np.full((3, 4), np.nan), np.ones((5, 4)), {}, ValueError, "samples must contain only finite"),
+    (np.ones((3, 4)), np.full((5, 4), np.inf), {}, ValueError, "train must contain only finite"),
+    (np.ones((3, 4)), np.ones((5, 4)), {"k": 1.0}, ValueError, "k must lie"),
+    (np.ones((3, 4)), np.ones((5, 4)), {"k": 0.0}, ValueError, "k must lie"),
+    (np.ones((3, 4)), np.ones((5, 4)), {"n_boot": -1}, ValueError, "n_boot"),
+    (np.ones((3, 4)), np.arange(20.0).reshape(5, 4), {"dtype": "float16"}, ValueError, "dtype"),
+    (np.ones((3, 4)), np.arange(20.0).reshape(5, 4), {"memory_limit": 1000}, ValueError, "memory_limit"),
+    (np.array([["a", "b"]]), np.ones((5, 2)), {}, TypeError, "samples"),
+    ("samples.npy", np.ones((5, 2)), {}, TypeError, "samples"),
+    (np.ones((2, 3, 4)), np.ones((5, 12)), {}, ValueError, "samples must have shape"),
+])
+def test_memorization_bad_input(samples, train, kwargs, exc, match):
+    with pytest.raises(exc, match=match):
+        memorization_fraction(samples, train, **kwargs)
+
+
+def test_float32_overflow_switches_or_raises():
+    Y = np.full((3, 4), 1e19)
+    Y[1] *= 2
+    Y[2] *= 3
+    X = Y[:1] * 1.0000001
+    assert nearest_two(X, Y).dtype == "float64"  # automatic choice avoids the overflow
+    with pytest.raises(ValueError, match="overflow"):
+        nearest_two(X, Y, dtype="float32")
+
+
+def test_docstring_examples():
+    import doctest
+
+    from memlab.numerics import empirical, memorization, sampler
+
+    for mod in (memorization, empirical, sampler):
+        res = doctest.testmod(mod, optionflags=doctest.NORMALIZE_WHITESPACE)
+        assert res.attempted > 0 and res.failed == 0, (mod.__name__, res)

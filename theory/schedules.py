@@ -1,0 +1,87 @@
+"""Noise schedules ``x_t = alpha_t x_0 + sigma_t z`` used across memlab (spec rf_timescales.md 8.4).
+
+=========  ==========================================  ==================================================
+name       (alpha_t, sigma_t)                           time variable
+=========  ==========================================  ==================================================
+``gmm``    (sqrt(1 - t^2), t)                          t in [0, 1) (arXiv:2508.17689v1, Eq. 2)
+``ou``     (e^{-t}, sqrt(1 - e^{-2t}))                 OU time t >= 0 (arXiv:2505.17638, eqs 1-5)
+``edm``    (1, t)                                      t = sigma >= 0 (Karras et al. 2022; x = y + sigma n)
+``vp``     (sqrt(abar_t), sqrt(1 - abar_t))            t in [0, 1], abar_t = exp(-(b0 t + (b1 - b0) t^2 / 2)),
+                                                       b0 = 0.1, b1 = 20 (the VP-SDE of Song et al. 2021,
+                                                       continuous limit of DDPM's linear beta schedule)
+=========  ==========================================  ==================================================
+
+``sigma_t = 0`` only at t = 0 (for every schedule): a sampler may end there, a denoiser is never
+evaluated there.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["SCHEDULES", "schedule_alpha_sigma", "default_sampling_times", "check_schedule"]
+
+SCHEDULES = ("gmm", "ou", "edm", "vp")
+VP_BETA_MIN, VP_BETA_MAX = 0.1, 20.0
+EDM_SIGMA_MIN, EDM_SIGMA_MAX, EDM_RHO = 0.002, 80.0, 7.0
+
+
+def check_schedule(schedule) -> str:
+    if not isinstance(schedule, str) or schedule not in SCHEDULES:
+        raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)} (got {schedule!r})")
+    return schedule
+
+
+def _time_range(schedule):
+    return {"gmm": (0.0, 1.0, False), "ou": (0.0, np.inf, True), "edm": (0.0, np.inf, True),
+            "vp": (0.0, 1.0, True)}[schedule]
+
+
+def schedule_alpha_sigma(schedule: str, t, *, name: str = "t"):
+    """``(alpha_t, sigma_t)`` as float64 arrays for a schedule (see the module table).
+
+    Raises ``ValueError`` naming ``name`` when a time lies outside the schedule's domain
+    (gmm: [0, 1); ou, edm: [0, inf); vp: [0, 1]) or is not finite.
+    """
+    schedule = check_schedule(schedule)
+    t = np.asarray(t, dtype=np.float64)
+    lo, hi, closed = _time_range(schedule)
+    bad = ~np.isfinite(t) | (t < lo) | ((t > hi) if closed else (t >= hi))
+    if np.any(bad):
+        rng = f"[{lo:g}, {hi:g}{']' if closed else ')'}"
+        raise ValueError(f"{name} must lie in {rng} for the {schedule!r} schedule (got {t[bad].ravel()[0]!r})")
+    if schedule == "gmm":
+        return np.sqrt(1.0 - t * t), t * 1.0
+    if schedule == "ou":
+        return np.exp(-t), np.sqrt(-np.expm1(-2.0 * t))
+    if schedule == "edm":
+        return np.ones_like(t), t * 1.0
+    log_abar = -(VP_BETA_MIN * t + 0.5 * (VP_BETA_MAX - VP_BETA_MIN) * t * t)
+    return np.exp(0.5 * log_abar), np.sqrt(-np.expm1(log_abar))
+
+
+def default_sampling_times(schedule: str, n_steps: int | None = None) -> np.ndarray:
+    """Decreasing sampling times ending at a small positive time (no final denoising step).
+
+    * gmm: the paper's 26-point grid 0.999 .. 0.001 (``n_steps`` = 25 denoiser calls; other n_steps:
+      the same endpoints with n_steps + 1 equally spaced times);
+    * ou: geometric from t = 5 (e^{-5} = 0.007: nearly the stationary law) to 1e-5 (sigma = 0.0045);
+    * edm: Karras et al.'s rho = 7 grid from sigma = 80 to 0.002 (default 18 calls);
+    * vp: equally spaced from 1 to 1e-3.
+    Default ``n_steps``: 25 (gmm), 50 (ou, vp), 18 (edm).
+    """
+    schedule = check_schedule(schedule)
+    if n_steps is None:
+        n_steps = {"gmm": 25, "ou": 50, "edm": 18, "vp": 50}[schedule]
+    if isinstance(n_steps, bool) or not isinstance(n_steps, (int, np.integer)) or n_steps < 1:
+        raise ValueError(f"n_steps must be an integer >= 1 (got {n_steps!r})")
+    n = int(n_steps)
+    if schedule == "gmm":
+        return np.linspace(0.001, 0.999, n + 1)[::-1].copy()
+    if schedule == "ou":
+        return np.geomspace(5.0, 1e-5, n + 1)
+    if schedule == "vp":
+        return np.linspace(1.0, 1e-3, n + 1)
+    i = np.arange(n + 1) / n
+    a, b = EDM_SIGMA_MAX ** (1 / EDM_RHO), EDM_SIGMA_MIN ** (1 / EDM_RHO)
+    return (a + i * (b - a)) ** EDM_RHO
