@@ -326,6 +326,100 @@ def _demo_memorization(out):
         print(f"wrote {p}")
 
 
+def _validation_kwargs(args):
+    for name in ("steps", "n_noise", "n_samples"):
+        v = getattr(args, name)
+        if v < 1:
+            raise ValueError(f"{name} must be an integer >= 1 (got {v})")
+    times = None
+    if args.t_min is not None:
+        from .theory.grid import paper_grid
+
+        g = paper_grid()
+        times = g[g >= args.t_min]
+        if times.size < 2:
+            raise ValueError(f"t_min must leave at least two grid times (got {args.t_min:g})")
+    return dict(steps=args.steps, n_noise=args.n_noise, peak_lr=args.peak_lr, seed=args.seed, device=args.device,
+                dtype=args.dtype, times=times, n_samples=args.n_samples, threads=args.threads,
+                ema=None if args.no_ema else 0.99)
+
+
+def _executor(args):
+    if args.scheduler:
+        from .validation.gmm_sweep import executor_for
+
+        return executor_for(args.scheduler)
+    if args.workers is not None:
+        if args.workers < 1:
+            raise ValueError(f"workers must be an integer >= 1 (got {args.workers})")
+        from .validation.gmm_sweep import executor_for
+
+        return executor_for(None, max_workers=args.workers)
+    return None
+
+
+def _cmd_validate(args) -> int:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        raise ValueError("memlab validate needs PyTorch: pip install 'memlab[torch]' (CPU: pip install torch==2.13.0)") from None
+    from .plot import plot_capacity_sweep, plot_sweep_grid, plt, save_figure
+    from .validation.gmm_sweep import sweep_capacity, sweep_grid
+
+    kw = _validation_kwargs(args)
+    if kw["device"] is not None:
+        from .validation.gmm_torch import resolve_device
+
+        resolve_device(kw["device"])
+    ex = _executor(args)
+    log = (lambda *a, **k: None) if args.json else print
+    out = Path(args.out)
+    if args.what == "gmm":
+        for name in ("N", "d", "K"):
+            if getattr(args, name) < 1:
+                raise ValueError(f"{name} must be an integer >= 1 (got {getattr(args, name)})")
+        try:
+            sw = sweep_capacity(args.N, args.d, args.K, executor=ex, out=out, log=log, **kw)
+        finally:
+            if ex is not None:
+                ex.shutdown()
+        fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+        plot_capacity_sweep(sw, axes=axes)
+        paths = save_figure(fig, out, f"gmm_validation_N{sw.N}_d{sw.d}_K{sw.K}")
+        plt.close(fig)
+        if args.json:
+            print(json.dumps({"N": sw.N, "d": sw.d, "K": sw.K, "m_pt": sw.m_pt, "ratio_pt": sw.ratio_pt,
+                              "start": sw.start, "end": sw.end, "predicted_ratio": sw.mstar.ratio,
+                              "flags": sw.flags, "results": sw.results, "files": [str(p) for p in paths]}, indent=2))
+            return 0
+        pt = "none (no M with fraction >= 0.5)" if sw.m_pt is None else f"{sw.m_pt} (M_pt/N = {sw.ratio_pt:.3f})"
+        print(f"measured transition M_pt = {pt}; band {sw.start}..{sw.end}; predicted M*/N = {sw.mstar.ratio:.3f} "
+              f"({sw.mstar.weighting}, C = {sw.mstar.C:g})" + (f"; flags: {'; '.join(sw.flags)}" if sw.flags else ""))
+        for p in paths + [out / "sweep.json", out / "sweep.csv"]:
+            print(f"wrote {p}")
+        return 0
+    try:
+        sweeps = sweep_grid(args.N, args.d, args.K, executor=ex, out=out, log=log, **kw)
+    finally:
+        if ex is not None:
+            ex.shutdown()
+    fig, ax = plt.subplots(figsize=(max(6, 0.3 * len(sweeps) + 3), 4.5))
+    plot_sweep_grid(sweeps, ax=ax)
+    paths = save_figure(fig, out, "gmm_sweep_grid")
+    plt.close(fig)
+    rows = [{"N": s.N, "d": s.d, "K": s.K, "m_pt": s.m_pt, "ratio_pt": s.ratio_pt, "predicted_ratio": s.mstar.ratio,
+             "flags": s.flags} for s in sweeps]
+    if args.json:
+        print(json.dumps({"configurations": rows, "files": [str(p) for p in paths]}, indent=2))
+        return 0
+    for r in rows:
+        rp = "-" if r["ratio_pt"] is None else f"{r['ratio_pt']:.3f}"
+        print(f"N={r['N']:4d} d={r['d']:3d} K={r['K']:3d}: M_pt/N = {rp}  predicted {r['predicted_ratio']:.3f}")
+    for p in paths:
+        print(f"wrote {p}")
+    return 0
+
+
 def _cmd_timescales(args) -> int:
     from .numerics.timescales import predict_timescales
 
@@ -520,6 +614,36 @@ def build_parser() -> argparse.ArgumentParser:
     mm.add_argument("--out", default=None, help="directory for the ratio figure and per-sample results")
     mm.add_argument("--json", action="store_true", help="machine-readable output")
     mm.set_defaults(func=_cmd_memorization)
+
+    va = sub.add_parser("validate", help="validation against trained models (PyTorch)")
+    vsub = va.add_subparsers(dest="what", required=True, parser_class=_Parser)
+    for name, hlp in (("gmm", "train GMM denoisers over M, measure the memorization transition vs M* (Fig. 2 "
+                       "analogue)"), ("gmm-sweep", "the (N, d, K) configuration sweep: M_pt/N vs predicted M*/N")):
+        vp = vsub.add_parser(name, help=hlp, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        if name == "gmm":
+            vp.add_argument("--N", type=int, default=200, help="training-set size")
+            vp.add_argument("--d", type=int, default=50, help="data dimension")
+            vp.add_argument("--K", type=int, default=12, help="number of mixture components")
+        else:
+            vp.add_argument("--N", type=int, nargs="+", default=[50, 100, 150, 200], help="training-set sizes")
+            vp.add_argument("--d", type=int, nargs="+", default=[30, 40, 50, 60], help="dimensions")
+            vp.add_argument("--K", type=int, nargs="+", default=[3, 6, 9, 12], help="numbers of components")
+        vp.add_argument("--steps", type=int, default=50000, help="Adam steps per model")
+        vp.add_argument("--n-noise", type=int, default=100, help="noise draws per point per step")
+        vp.add_argument("--peak-lr", type=float, default=1e-3, help="peak learning rate")
+        vp.add_argument("--no-ema", action="store_true", help="disable the EMA of updates")
+        vp.add_argument("--t-min", type=float, default=None, help="train on grid times >= t_min only "
+                        "(reduced protocol; default: all 26)")
+        vp.add_argument("--n-samples", type=int, default=50, help="DDIM samples per model")
+        vp.add_argument("--seed", type=int, default=0, help="seed of data, initialisation, draws and sampler")
+        vp.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: CUDA when available)")
+        vp.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+        vp.add_argument("--workers", type=int, default=None, help="local worker processes (default: all cores)")
+        vp.add_argument("--threads", type=int, default=None, help="torch threads per worker")
+        vp.add_argument("--scheduler", default=None, help="Dask scheduler address (needs memlab[dask])")
+        vp.add_argument("--out", default="memlab_validation", help="output directory (resumable)")
+        vp.add_argument("--json", action="store_true", help="machine-readable output")
+        vp.set_defaults(func=_cmd_validate)
 
     c = sub.add_parser("cite", help="print the references")
     c.set_defaults(func=_cmd_cite)

@@ -17,7 +17,7 @@ from .numerics.losses import ExcessLosses  # noqa: E402
 from .theory import crossover  # noqa: E402
 
 __all__ = ["plot_gmm_losses", "plot_rf_spectrum", "plot_rf_curves", "plot_rf_phase", "plot_memorization",
-           "save_figure"]
+           "plot_capacity_sweep", "plot_sweep_grid", "save_figure"]
 
 
 def save_figure(fig, out_dir, stem: str) -> list[Path]:
@@ -318,3 +318,65 @@ def plot_memorization(results, *, axes=None):
     bx.set_title(f"fraction memorized, {100 * lvl:g}% bootstrap CI", fontsize=9)
     bx.legend(fontsize=7, loc="center right")
     return axes
+
+
+def plot_capacity_sweep(sweep, *, axes=None):
+    """Fig. 2 analogue of a capacity sweep: memorization fraction vs M/N (markers with bootstrap error bars)
+    with the predicted M*/N line and the measured transition band; train and test loss at t_16 (x0 units)
+    vs M/N; learned sigma^2 vs M/N."""
+    if axes is None:
+        fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    a, b, c = axes
+    x = sweep.M / sweep.N
+    f = sweep.fractions
+    lo = np.array([r["ci_low"] if r["ci_low"] is not None else r["fraction"] for r in sweep.results])
+    hi = np.array([r["ci_high"] if r["ci_high"] is not None else r["fraction"] for r in sweep.results])
+    a.errorbar(x, f, yerr=[f - lo, hi - f], fmt="o", ms=4, capsize=2, color="C0",
+               label="measured (50 DDIM samples, 95% bootstrap CI)")
+    a.axvline(sweep.mstar.ratio, color="C3", lw=2,
+              label=f"predicted $M^*/N$ = {sweep.mstar.ratio:.3f} ({sweep.mstar.weighting}, C = {sweep.mstar.C:g})")
+    if sweep.start is not None:
+        a.axvspan(sweep.start / sweep.N, sweep.end / sweep.N, color="C1", alpha=0.15, label="transition band (start-end)")
+    if sweep.m_pt is not None:
+        a.axvline(sweep.m_pt / sweep.N, color="C0", ls="--", label=f"measured $M_{{pt}}/N$ = {sweep.m_pt / sweep.N:.3f}")
+    a.set_xlabel("M/N (components per training point, dimensionless)")
+    a.set_ylabel("memorization fraction (dimensionless)")
+    a.set_ylim(-0.05, 1.05)
+    a.legend(fontsize=7, loc="upper left")
+    a.set_title(f"N = {sweep.N}, d = {sweep.d}, K = {sweep.K}, {sweep.settings.get('steps')} steps", fontsize=9)
+    tr = np.array([r["train_loss"] for r in sweep.results])
+    te = np.array([r["test_loss"] for r in sweep.results])
+    b.plot(x, tr, "o", ms=4, color="C0", label="train loss")
+    b.plot(x, te, "s", ms=4, color="C1", label="test loss (100 held-out points)")
+    t16 = sweep.results[0]["loss_t"]
+    psi = (1 - t16 ** 2) / t16 ** 2
+    b.axhline(sweep.d / (psi + 1), color="k", lw=1, label=r"Thm 3.1: $d\sigma_*^2/(\psi_t\sigma_*^2+1)$")
+    b.set_xlabel("M/N (dimensionless)")
+    b.set_ylabel(f"loss at t = {t16:.4g} (x0 units, summed over d)")
+    b.legend(fontsize=7)
+    s2 = np.array([r["sigma2"] for r in sweep.results])
+    c.plot(x, s2, "o", ms=4, color="C2", label=r"learned $\sigma^2$")
+    c.axhline(1.0, color="k", lw=1, label=r"$\sigma_*^2$ = 1 (generalizing)")
+    c.set_yscale("log")
+    c.set_xlabel("M/N (dimensionless)")
+    c.set_ylabel(r"learned $\sigma^2$ (data units squared)")
+    c.legend(fontsize=7)
+    return axes
+
+
+def plot_sweep_grid(sweeps, *, ax=None):
+    """Measured ``M_pt/N`` per configuration against the predicted ``M*/N`` (markers; identity line)."""
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(6, 4.5))
+    xs = np.array([s.mstar.ratio for s in sweeps])
+    ys = np.array([np.nan if s.ratio_pt is None else s.ratio_pt for s in sweeps])
+    err = np.array([0.0 if s.m_pt is None else max(1, (s.end - s.start) // 10) / s.N for s in sweeps])
+    idx = np.arange(len(sweeps))
+    ax.errorbar(idx, ys, yerr=err, fmt="o", capsize=3, color="C0", label=r"measured $M_{pt}/N$ (refinement step)")
+    ax.plot(idx, xs, "-", color="C3", lw=2, label=r"predicted $M^*/N$")
+    ax.set_xticks(idx)
+    ax.set_xticklabels([f"N{s.N} d{s.d} K{s.K}" for s in sweeps], rotation=60, fontsize=6)
+    ax.set_ylabel("transition M/N (dimensionless)")
+    ax.set_ylim(0, 1.05)
+    ax.legend(fontsize=8)
+    return ax
