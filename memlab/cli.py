@@ -359,10 +359,10 @@ def _executor(args):
 
 
 def _cmd_validate(args) -> int:
-    try:
-        import torch  # noqa: F401
-    except ImportError:
-        raise ValueError("memlab validate needs PyTorch: pip install 'memlab[torch]' (CPU: pip install torch==2.13.0)") from None
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is None:
+        raise ValueError("memlab validate needs PyTorch: pip install 'memlab[torch]' (CPU: pip install torch==2.13.0)")
     from .plot import plot_capacity_sweep, plot_sweep_grid, plt, save_figure
     from .validation.gmm_sweep import sweep_capacity, sweep_grid
 

@@ -241,3 +241,40 @@ def test_memorization_cli_bad_input(mem_files, which, flag):
     lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and "Traceback" not in r.stderr
     assert flag in lines[0], lines[0]
+
+
+# ------------------------------------------------------------------------------------------------
+# memlab validate
+# ------------------------------------------------------------------------------------------------
+
+def test_validate_gmm_cli_matches_saved_sweep(tmp_path):
+    pytest.importorskip("torch", reason="installed by the test extra")
+    out = tmp_path / "v"
+    r = run("validate", "gmm", "--N", "20", "--d", "6", "--K", "2", "--steps", "20", "--n-noise", "4",
+            "--t-min", "0.15", "--workers", "2", "--threads", "1", "--out", str(out), "--json")
+    assert r.returncode == 0, r.stderr
+    res = json.loads(r.stdout)
+    saved = json.loads((out / "sweep.json").read_text())
+    assert res["m_pt"] == saved["m_pt"] and res["results"] == saved["results"]
+    assert res["predicted_ratio"] == pytest.approx(memlab.predict_mstar(20).ratio)
+    assert [x["M"] for x in res["results"]][:10] == list(range(2, 21, 2))
+    assert (out / "gmm_validation_N20_d6_K2.png").stat().st_size > 20000
+    g = run("validate", "gmm-sweep", "--N", "20", "--d", "6", "--K", "2", "3", "--steps", "10", "--n-noise", "3",
+            "--t-min", "0.15", "--workers", "2", "--threads", "1", "--out", str(tmp_path / "g"), "--json")
+    assert g.returncode == 0, g.stderr
+    rows = json.loads(g.stdout)["configurations"]
+    assert [(x["N"], x["d"], x["K"]) for x in rows] == [(20, 6, 2), (20, 6, 3)]
+    assert (tmp_path / "g" / "N20_d6_K3" / "sweep.csv").exists()
+
+
+@pytest.mark.parametrize("extra,flag", [
+    (["--steps", "0"], "steps"), (["--n-noise", "0"], "n_noise"), (["--device", "tpu"], "device"),
+    (["--N", "0"], "N"), (["--t-min", "0.999"], "t_min"), (["--workers", "0"], "workers"),
+])
+def test_validate_cli_bad_input(tmp_path, extra, flag):
+    pytest.importorskip("torch", reason="installed by the test extra")
+    r = run("validate", "gmm", "--out", str(tmp_path / "x"), *extra)
+    assert r.returncode == 2
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "Traceback" not in r.stderr
+    assert re.search(rf"(^|[^\w-]){re.escape(flag)}(?![\w])", lines[0]), lines[0]
