@@ -376,6 +376,7 @@ def plot_sweep_grid(sweeps, *, ax=None):
     ax.plot(idx, xs, "-", color="C3", lw=2, label=r"predicted $M^*/N$")
     ax.set_xticks(idx)
     ax.set_xticklabels([f"N{s.N} d{s.d} K{s.K}" for s in sweeps], rotation=60, fontsize=6)
+    ax.set_xlabel("configuration (N, d, K)")
     ax.set_ylabel("transition M/N (dimensionless)")
     ax.set_ylim(0, 1.05)
     ax.legend(fontsize=8)
