@@ -273,7 +273,7 @@ def nearest_two(samples, train, *, dtype=None, memory_limit: int = DEFAULT_MEMOR
 # duplicates, the rule, the bootstrap
 # --------------------------------------------------------------------------------------------------
 
-def find_duplicates(train, *, _hash=None) -> np.ndarray:
+def find_duplicates(train) -> np.ndarray:
     """Indices of training rows that exactly repeat an earlier row (first occurrences are kept).
 
     Rows are grouped by a float64 hash and compared exactly within a group, so the cost is one pass
@@ -281,12 +281,11 @@ def find_duplicates(train, *, _hash=None) -> np.ndarray:
     """
     Y = _points("train", train)
     N, D = Y.shape
-    if _hash is None:
-        w = np.random.default_rng(12345).standard_normal(D)
-        _hash = np.empty(N)
-        _nn_kernels.row_stats(Y, w, np.empty(N), _hash)
-    order = np.argsort(_hash, kind="stable")
-    hs = _hash[order]
+    w = np.random.default_rng(12345).standard_normal(D)
+    row_hash = np.empty(N)
+    _nn_kernels.row_stats(Y, w, np.empty(N), row_hash)
+    order = np.argsort(row_hash, kind="stable")
+    hs = row_hash[order]
     dup = []
     start = 0
     for i in range(1, N + 1):
