@@ -359,10 +359,7 @@ def _executor(args):
 
 
 def _cmd_validate(args) -> int:
-    import importlib.util
-
-    if importlib.util.find_spec("torch") is None:
-        raise ValueError("memlab validate needs PyTorch: pip install 'memlab[torch]' (CPU: pip install torch==2.13.0)")
+    _need_torch()
     from .plot import plot_capacity_sweep, plot_sweep_grid, plt, save_figure
     from .validation.gmm_sweep import sweep_capacity, sweep_grid
 
@@ -416,6 +413,99 @@ def _cmd_validate(args) -> int:
         rp = "-" if r["ratio_pt"] is None else f"{r['ratio_pt']:.3f}"
         print(f"N={r['N']:4d} d={r['d']:3d} K={r['K']:3d}: M_pt/N = {rp}  predicted {r['predicted_ratio']:.3f}")
     for p in paths:
+        print(f"wrote {p}")
+    return 0
+
+
+def _need_torch():
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is None:
+        raise ValueError("memlab validate needs PyTorch: pip install 'memlab[torch]' (CPU: pip install torch==2.13.0)")
+
+
+def _cmd_validate_timescales(args) -> int:
+    _need_torch()
+    from .plot import plot_timescale_study, plt, save_figure
+    from .validation.timescales import timescale_study
+
+    if not args.n:
+        raise ValueError("n must list at least one training-set size >= 2")
+    for name in ("steps", "width", "n_checkpoints", "n_gen", "sample_steps"):
+        v = getattr(args, name)
+        if v < 1:
+            raise ValueError(f"{name} must be an integer >= 1 (got {v})")
+    if args.device is not None:
+        from .validation.gmm_torch import resolve_device
+
+        resolve_device(args.device)
+    ex = _executor(args)
+    out = Path(args.out)
+    try:
+        st = timescale_study(args.n, steps=args.steps, width=args.width, device=args.device, seed=args.seed,
+                             scale_steps=not args.same_steps, optimizer=args.optimizer, lr=args.lr,
+                             momentum=args.momentum, n_checkpoints=args.n_checkpoints, n_gen=args.n_gen,
+                             sample_steps=args.sample_steps, fthr=args.fthr, out=out, executor=ex,
+                             threads=args.threads, quiet=args.json)
+    finally:
+        if ex is not None:
+            ex.shutdown()
+    fig, axes = plt.subplots(2, 3, figsize=(16, 9))
+    plot_timescale_study(st, axes=axes)
+    paths = save_figure(fig, out, "timescales_study")
+    plt.close(fig)
+    if args.json:
+        d = st.to_dict()
+        d.pop("runs")
+        d["files"] = [str(p) for p in paths] + [str(out / "study.json")]
+        print(json.dumps(d, indent=2))
+        return 0
+    print(f"{'n':>6} {'tau_gen':>10} {'tau_gen(score)':>14} {'tau_mem':>10} {'tau_mem/n':>10}")
+    for n, tg, tgs, tm in zip(st.ns, st.tau_gen, st.tau_gen_score, st.tau_mem):
+        tms = "-" if not np.isfinite(tm) else f"{tm:10.4g}"
+        rat = "-" if not np.isfinite(tm) else f"{tm / n:10.4g}"
+        print(f"{n:6d} {tg:10.4g} {tgs:14.4g} {tms:>10} {rat:>10}")
+    f = st.fit
+    if f["a"] is not None:
+        print(f"fit tau_mem = a n: a = {f['a']:.4g} updates per point, R^2 = {f['r2']:.4f}; "
+              f"tau_mem ~ n^{f['gamma']:.3f} (R^2 log = {f['r2_log']:.4f}); tau_gen spread max/min = "
+              f"{st.tau_gen_spread:.3f}")
+    else:
+        print(f"tau_mem reached (f >= {st.fthr:g}) for fewer than two n: no fit; train longer (--steps)")
+    for p in paths + [out / "study.json"]:
+        print(f"wrote {p}")
+    return 0
+
+
+def _cmd_validate_rf(args) -> int:
+    _need_torch()
+    from .plot import plot_rf_training, plt, save_figure
+    from .validation.rf_torch import train_rf
+
+    if args.n_taus < 2:
+        raise ValueError(f"n_taus must be an integer >= 2 (got {args.n_taus})")
+    if not (args.tau_max > 0 and np.isfinite(args.tau_max)):
+        raise ValueError(f"tau_max must be a finite number > 0 (got {args.tau_max})")
+    taus = np.geomspace(min(1.0, args.tau_max), args.tau_max, args.n_taus)
+    r = train_rf(args.psi_p, args.psi_n, args.t, taus, d=args.d, optimizer=args.optimizer,
+                 delta_tau=args.delta_tau, lr=args.lr, seed=args.seed, device=args.device, quiet=args.json)
+    out = Path(args.out)
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.6))
+    plot_rf_training(r, axes=axes)
+    paths = save_figure(fig, out, f"rf_training_d{r.inputs['d']}_p{r.inputs['p']}_n{r.inputs['n']}")
+    plt.close(fig)
+    (out / "rf_training.json").write_text(json.dumps(r.to_dict(), indent=1))
+    if args.json:
+        print(json.dumps({"agreement": r.agreement, "inputs": r.inputs, "diagnostics": r.diagnostics,
+                          "files": [str(p) for p in paths] + [str(out / "rf_training.json")]}, indent=2))
+        return 0
+    a = r.agreement
+    print(f"PyTorch {r.inputs['optimizer']} vs closed form (d={r.inputs['d']}, p={r.inputs['p']}, n={r.inputs['n']}, "
+          f"t={r.inputs['t']:g}, {int(r.steps[-1])} steps, {r.diagnostics['steps_per_s']:.0f} steps/s on "
+          f"{r.diagnostics['device']}): max rel. diff train {100 * a['max_rel_train']:.2f}%, test "
+          f"{100 * a['max_rel_test']:.2f}% (exact loss of trained B); Monte Carlo {100 * a['max_rel_train_mc']:.2f}%, "
+          f"{100 * a['max_rel_test_mc']:.2f}%")
+    for p in paths + [out / "rf_training.json"]:
         print(f"wrote {p}")
     return 0
 
@@ -511,6 +601,16 @@ def _rf_options(sp):
     sp.add_argument("--activation", default="tanh", help="tanh, erf, relu or gelu (relu/gelu need --center)")
     sp.add_argument("--sigma-x", type=float, default=1.0, help="data standard deviation (> 0)")
     sp.add_argument("--center", action="store_true", help="use sigma(h) - mu0(t) (spec 1.3)")
+
+
+def _add_run_args(parser, out_default, workers_default):
+    """--device --workers --threads --scheduler --out --json of the validation commands."""
+    parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: CUDA when available)")
+    parser.add_argument("--workers", type=int, default=None, help=f"local worker processes (default: {workers_default})")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads per worker")
+    parser.add_argument("--scheduler", default=None, help="Dask scheduler address (needs memlab[dask])")
+    parser.add_argument("--out", default=out_default, help="output directory (checkpoints: resumable)")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -636,14 +736,45 @@ def build_parser() -> argparse.ArgumentParser:
                         "(reduced protocol; default: all 26)")
         vp.add_argument("--n-samples", type=int, default=50, help="DDIM samples per model")
         vp.add_argument("--seed", type=int, default=0, help="seed of data, initialisation, draws and sampler")
-        vp.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: CUDA when available)")
         vp.add_argument("--dtype", choices=("float32", "float64"), default="float32")
-        vp.add_argument("--workers", type=int, default=None, help="local worker processes (default: all cores)")
-        vp.add_argument("--threads", type=int, default=None, help="torch threads per worker")
-        vp.add_argument("--scheduler", default=None, help="Dask scheduler address (needs memlab[dask])")
-        vp.add_argument("--out", default="memlab_validation", help="output directory (resumable)")
-        vp.add_argument("--json", action="store_true", help="machine-readable output")
+        _add_run_args(vp, "memlab_validation", "all cores")
         vp.set_defaults(func=_cmd_validate)
+
+    ts = vsub.add_parser("timescales", help="tau_gen and tau_mem of a small DDPM on a 2-mode Gaussian mixture (d = 8) "
+                         "across training-set sizes n (BUBM Fig. 2 / SM B analogue)",
+                         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    ts.add_argument("--n", type=int, nargs="+", default=[16, 32, 64, 128], help="training-set sizes")
+    ts.add_argument("--steps", type=int, default=100_000, help="training horizon of the largest n (optimizer "
+                    "updates); aim for about 3 tau_mem(n_max)")
+    ts.add_argument("--same-steps", action="store_true", help="train every n for --steps (default: horizon "
+                    "proportional to n on one checkpoint grid)")
+    ts.add_argument("--width", type=int, default=128, help="residual-MLP width W")
+    ts.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd")
+    ts.add_argument("--lr", type=float, default=None, help="learning rate (default 6e-3 SGD, 1e-3 Adam)")
+    ts.add_argument("--momentum", type=float, default=0.95, help="SGD momentum")
+    ts.add_argument("--n-checkpoints", type=int, default=30, help="log-spaced checkpoints up to --steps")
+    ts.add_argument("--n-gen", type=int, default=1000, help="generated samples per checkpoint")
+    ts.add_argument("--sample-steps", type=int, default=1000, help="ancestral sampling steps (<= T = 1000)")
+    ts.add_argument("--fthr", type=float, default=0.05, help="memorization-fraction level of tau_mem")
+    ts.add_argument("--seed", type=int, default=0, help="initialisation and training-noise seed")
+    _add_run_args(ts, "memlab_timescales", "sequential")
+    ts.set_defaults(func=_cmd_validate_timescales)
+    rv = vsub.add_parser("rf", help="random-features score model trained in PyTorch vs the closed-form learning "
+                         "curves on the same W and data", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    rv.add_argument("--psi-p", type=float, default=8.0, help="p/d")
+    rv.add_argument("--psi-n", type=float, default=2.0, help="n/d")
+    rv.add_argument("--t", type=float, default=0.1, help="diffusion time")
+    rv.add_argument("--d", type=int, default=20, help="dimension")
+    rv.add_argument("--tau-max", type=float, default=2e4, help="last logged time (paper units k eta/d^2)")
+    rv.add_argument("--n-taus", type=int, default=30, help="log-spaced logging times")
+    rv.add_argument("--optimizer", choices=("gd", "adam"), default="gd")
+    rv.add_argument("--delta-tau", type=float, default=None, help="GD step in tau units (default 1e-2 psi_p/Delta_t)")
+    rv.add_argument("--lr", type=float, default=None, help="Adam learning rate (default 1e-3)")
+    rv.add_argument("--seed", type=int, default=0)
+    rv.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: CUDA when available)")
+    rv.add_argument("--out", default="memlab_rf_training", help="output directory")
+    rv.add_argument("--json", action="store_true", help="machine-readable output")
+    rv.set_defaults(func=_cmd_validate_rf)
 
     c = sub.add_parser("cite", help="print the references")
     c.set_defaults(func=_cmd_cite)

@@ -381,3 +381,113 @@ def plot_sweep_grid(sweeps, *, ax=None):
     ax.set_ylim(0, 1.05)
     ax.legend(fontsize=8)
     return ax
+
+
+def plot_rf_training(res, *, axes=None):
+    """PyTorch random-features training against the closed form on the same ``W`` and data (spec 6).
+
+    Left: train (C0) and test (C1) loss; lines = closed form (discrete GD, spec 2.3), markers = Monte Carlo
+    losses of the trained ``B`` (error bars 2 SE), open markers = exact ``m = infinity`` losses of the same
+    ``B``.  Right: score error, closed form vs Monte Carlo.  ``tau`` in the paper's unit ``k eta / d^2``.
+    """
+    if axes is None:
+        _, axes = plt.subplots(1, 2, figsize=(12, 4.4))
+    a0, a1 = axes
+    inp = res.inputs
+    for key, col, lab in (("train", "C0", "train"), ("test", "C1", "test")):
+        a0.plot(res.tau, getattr(res, f"closed_{key}"), "-", color=col, lw=1.6, label=f"closed form: {lab}")
+        a0.errorbar(res.tau, getattr(res, f"{key}_mc"), yerr=2 * getattr(res, f"{key}_mc_se"), fmt="o", ms=3.5,
+                    color=col, capsize=2, label=f"PyTorch {inp['optimizer'].upper()}: {lab} (Monte Carlo, $\\pm$2 SE)")
+        a0.plot(res.tau, getattr(res, f"{key}_exact"), "o", mfc="none", ms=6, color=col, alpha=0.7,
+                label=f"PyTorch: {lab}, exact loss of trained $B$")
+    a0.axhline(res.diagnostics["bayes_floor"], color="0.5", ls=":", lw=1, label=r"Bayes floor $e^{-2t}$")
+    a0.set_xscale("log")
+    a0.set_xlabel(r"training time $\tau = k\eta/d^2$ (paper units)")
+    a0.set_ylabel("DSM loss per dimension (dimensionless)")
+    ag = res.agreement
+    a0.set_title(f"RF model, d={inp['d']}, p={inp['p']}, n={inp['n']}, t={inp['t']:g}: max rel. diff "
+                 f"{100 * ag['max_rel_train']:.1f}% (train), {100 * ag['max_rel_test']:.1f}% (test)", fontsize=9)
+    a0.legend(fontsize=7)
+    a1.plot(res.tau, res.closed_score, "-", color="C2", lw=1.6, label="closed form (DSM identity)")
+    a1.errorbar(res.tau, res.score_mc, yerr=2 * res.score_mc_se, fmt="o", ms=3.5, color="C2", capsize=2,
+                label=r"PyTorch, Monte Carlo on $P_t$ ($\pm$2 SE)")
+    a1.plot(res.tau, res.score_exact, "o", mfc="none", ms=6, color="C2", alpha=0.7,
+            label="PyTorch: exact score error of trained $B$ (gap to the line = SGD noise)")
+    a1.set_xscale("log")
+    a1.set_yscale("log")
+    a1.set_xlabel(r"training time $\tau = k\eta/d^2$ (paper units)")
+    a1.set_ylabel(r"score error $\mathcal{E}_{\rm score}$ per dimension")
+    a1.legend(fontsize=8)
+    return axes
+
+
+def plot_timescale_study(study, *, axes=None):
+    """The n ladder of small DDPMs (spec rf_timescales.md 7.3; BUBM Fig. 2 analogue), six panels:
+
+    (a) memorization fraction vs training steps (markers with 95% bootstrap CIs; dotted: ``fthr``);
+    (b) ``f_mem / f_mem(max)`` vs ``tau / n`` (collapse); (c) sample-quality proxy (KL estimate, log) vs
+    ``tau`` with ``tau_gen`` marked; (d) score error at the fixed diffusion step vs ``tau``;
+    (e) ``tau_mem`` and ``tau_gen`` vs ``n`` (markers) with the fitted line ``tau_mem = a n``;
+    (f) training loss vs ``tau``.
+    """
+    if axes is None:
+        _, axes = plt.subplots(2, 3, figsize=(16, 9))
+    ax = np.asarray(axes).ravel()
+    cmap = plt.get_cmap("viridis")
+    ns = list(study.ns)
+    for i, (n, r) in enumerate(zip(ns, study.runs)):
+        col = cmap(i / max(1, len(ns) - 1) * 0.9)
+        s = np.asarray(r["steps"], dtype=float)
+        f = np.asarray(r["fraction"])
+        err = np.vstack([f - np.asarray(r["ci_low"]), np.asarray(r["ci_high"]) - f])
+        ax[0].errorbar(s, f, yerr=err, fmt="o-", ms=3, lw=0.8, capsize=1.5, color=col, label=f"n = {n}")
+        fm = f.max()
+        if fm > 0:
+            ax[1].errorbar(s / n, f / fm, yerr=err / fm, fmt="o-", ms=3, lw=0.8, capsize=1.5, color=col, label=f"n = {n}")
+        ax[2].plot(s, r["quality"], "o-", ms=3, lw=0.8, color=col, label=f"n = {n}")
+        ax[2].axvline(study.tau_gen[i], color=col, ls=":", lw=1)
+        ax[3].plot(s, r["score_error"], "o-", ms=3, lw=0.8, color=col, label=f"n = {n}")
+        ax[5].plot(s, r["train_loss"], "o-", ms=2.5, lw=0.6, color=col, label=f"n = {n}")
+        if np.isfinite(study.tau_mem[i]):
+            ax[0].axvline(study.tau_mem[i], color=col, ls="--", lw=0.8)
+    ax[0].axhline(study.fthr, color="0.4", ls=":", lw=1, label=f"threshold {study.fthr:g}")
+    floor = study.runs[0]["diagnostics"].get("quality_floor")
+    if floor is not None:
+        ax[2].axhline(floor, color="0.4", ls=":", lw=1, label="proxy on exact $P_0$ samples")
+    for a in (ax[0], ax[2], ax[3], ax[5]):
+        a.set_xscale("log")
+        a.set_xlabel(r"training time $\tau$ (optimizer updates)")
+    ax[1].set_xscale("log")
+    ax[1].set_xlabel(r"$\tau / n$ (updates per training point)")
+    ax[0].set_ylabel(r"memorization fraction $f_{\rm mem}$ (1/3 rule)")
+    ax[1].set_ylabel(r"$f_{\rm mem}(\tau) / f_{\rm mem}(\tau_{\max})$")
+    ax[2].set_yscale("log")
+    ax[2].set_ylabel(r"quality proxy: $\widehat{KL}(P_\theta \| P_0)$ (nats)")
+    ax[3].set_yscale("log")
+    t_sc = study.runs[0]["diagnostics"].get("score_t", float("nan"))
+    ax[3].set_ylabel(f"score error per dim at t = {t_sc:.3g} (OU time)")
+    ax[5].set_yscale("log")
+    ax[5].set_ylabel("DDPM training loss (per dim)")
+    n_arr = np.asarray(ns, dtype=float)
+    ok = np.isfinite(study.tau_mem)
+    ax[4].plot(n_arr[ok], study.tau_mem[ok], "o", ms=7, color="C3", label=rf"$\tau_{{\rm mem}}$ (f $\geq$ {study.fthr:g})")
+    for key, mk in (("0.01", "v"), ("0.1", "^")):
+        tm = study.sensitivity.get(key, {}).get("tau_mem")
+        if tm is not None:
+            v = np.array([np.nan if x is None else x for x in tm], dtype=float)
+            ax[4].plot(n_arr, v, mk, ms=5, mfc="none", color="C3", alpha=0.7, label=rf"$\tau_{{\rm mem}}$ at f $\geq$ {key}")
+    ax[4].plot(n_arr, study.tau_gen, "s", ms=6, color="C0", label=r"$\tau_{\rm gen}$ (quality minimum)")
+    ax[4].plot(n_arr, study.tau_gen_score, "D", ms=5, mfc="none", color="C0", label=r"score-error minimum")
+    fit = study.fit
+    if fit.get("a") is not None:
+        xx = np.geomspace(n_arr.min() / 1.5, n_arr.max() * 1.5, 50)
+        ax[4].plot(xx, fit["a"] * xx, "-", color="C3", lw=1.2,
+                   label=rf"fit $\tau_{{\rm mem}} = {fit['a']:.3g}\,n$ ($R^2$ = {fit['r2']:.3f}; $\gamma$ = {fit['gamma']:.2f})")
+    ax[4].set_xscale("log")
+    ax[4].set_yscale("log")
+    ax[4].set_xlabel("training-set size n (points)")
+    ax[4].set_ylabel(r"time (optimizer updates)")
+    ax[4].set_title(rf"$\tau_{{\rm gen}}$ spread max/min = {study.tau_gen_spread:.2f}", fontsize=9)
+    for a in ax:
+        a.legend(fontsize=7)
+    return axes

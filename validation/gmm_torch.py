@@ -189,6 +189,23 @@ def _atomic_save(obj, path: Path):
     os.replace(tmp, path)
 
 
+def load_checkpoint(path: Path, fingerprint: dict, what: str) -> dict:
+    """Load a checkpoint written by :func:`_atomic_save` and check that it belongs to the run described by
+    ``fingerprint``; unreadable, foreign or mismatched files raise ``ValueError`` naming the path."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        ok = isinstance(state, dict) and "fingerprint" in state
+    except Exception as exc:  # noqa: BLE001 - any unreadable file
+        raise ValueError(f"checkpoint {str(path)!r} is unreadable ({type(exc).__name__}: {exc}); delete it "
+                         f"to start afresh") from None
+    if not ok:
+        raise ValueError(f"checkpoint {str(path)!r} is not a memlab {what} checkpoint")
+    if state["fingerprint"] != fingerprint:
+        raise ValueError(f"checkpoint {str(path)!r} belongs to a different run (data or configuration differ: "
+                         f"{state['fingerprint']} vs {fingerprint}); use another path")
+    return state
+
+
 def _progress(total, initial, quiet):
     if quiet or not sys.stderr.isatty():
         return None
@@ -277,17 +294,7 @@ def train_gmm(train, M: int, *, steps: int = 50_000, n_noise: int = 100, peak_lr
     start = 0
     ck = Path(checkpoint) if checkpoint is not None else None
     if ck is not None and ck.exists():
-        try:
-            state = torch.load(ck, map_location="cpu", weights_only=False)
-            ok = isinstance(state, dict) and "fingerprint" in state
-        except Exception as exc:  # noqa: BLE001 - any unreadable file
-            raise ValueError(f"checkpoint {str(ck)!r} is unreadable ({type(exc).__name__}: {exc}); delete it "
-                             f"to start afresh") from None
-        if not ok:
-            raise ValueError(f"checkpoint {str(ck)!r} is not a memlab GMM training checkpoint")
-        if state["fingerprint"] != fingerprint:
-            raise ValueError(f"checkpoint {str(ck)!r} belongs to a different run (data or configuration differ: "
-                             f"{state['fingerprint']['config']} vs {cfg.__dict__}); use another path")
+        state = load_checkpoint(ck, fingerprint, "GMM training")
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
         ema_state = [e.to(dev) for e in state["ema"]]

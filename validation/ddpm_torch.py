@@ -1,0 +1,439 @@
+"""A small DDPM on the two-component Gaussian mixture, trained with checkpoints (spec rf_timescales.md 7.2-7.3).
+
+Data ``P_0 = 1/2 N(mu, I_d) + 1/2 N(-mu, I_d)`` with ``mu = 1_d``; in OU time the noised law is the mixture of
+``N(+-e^{-t} mu, I)`` and its exact score is ``s(x, t) = e^{-t} mu tanh(e^{-t} mu . x) - x`` (spec 7.2).
+
+Model: the spec's residual MLP (``Linear d -> W``; 3 blocks of two ``Linear W -> W`` with GELU, a skip
+connection and one LayerNorm, a fixed sinusoidal embedding of the diffusion step added at each block;
+``Linear W -> d``), ``p = W(2d + 13) + d + 6 W^2`` parameters.  DDPM epsilon-prediction, ``T = 1000``, linear
+beta from 1e-4 to 2e-2 (OU time ``t_k = -1/2 log alpha_bar_k``), full-batch SGD with momentum (spec: lr 6e-3,
+momentum 0.95; Adam optional).
+
+:func:`train_ddpm` trains one model and evaluates it at log-spaced checkpoint steps: memorization fraction
+of generated samples (1/3 rule with bootstrap CI, :func:`memlab.numerics.memorization.memorization_fraction`),
+score error against the exact score at a fixed diffusion step on fresh ``P_t`` points, and a sample-quality
+proxy (:func:`kl_proxy`: cross-entropy under the exact ``P_0`` minus a Kozachenko-Leonenko entropy estimate,
+an estimate of ``KL(P_theta || P_0)``).  The run checkpoints atomically after every evaluation and resumes
+bit-identically (model, optimiser, generator state, evaluations).
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy.special import digamma, gammaln
+
+from ..numerics.memorization import memorization_fraction
+from ..theory import _checks
+from .gmm_torch import _atomic_save, _dtype, load_checkpoint, resolve_device
+
+__all__ = ["ResidualMLP", "DDPMSchedule", "DDPMConfig", "DDPMRun", "train_ddpm", "two_mode_score",
+           "two_mode_log_density", "sample_two_mode", "kl_proxy", "checkpoint_steps", "n_params_formula"]
+
+
+# ----------------------------------------------------------------------------------------------- the data
+def sample_two_mode(n: int, d: int = 8, *, seed: int = 0, stream: int = 0) -> np.ndarray:
+    """``n`` points of ``1/2 N(1_d, I) + 1/2 N(-1_d, I)`` from one fixed stream: the first ``n`` points of
+    the stream ``(seed, stream)`` do not depend on ``n`` (nested training sets, spec 7.3)."""
+    n = _checks.positive_int("n", n)
+    d = _checks.positive_int("d", d)
+    rng = np.random.default_rng([int(seed), int(stream), 7])
+    out = np.empty((n, d))
+    for i in range(n):  # one point at a time keeps the stream prefix-stable for every n
+        sign = 1.0 if rng.random() < 0.5 else -1.0
+        out[i] = sign + rng.standard_normal(d)
+    return out
+
+
+def two_mode_score(x: torch.Tensor, t) -> torch.Tensor:
+    """Exact score of the noised mixture in OU time: ``e^{-t} mu tanh(e^{-t} mu . x) - x`` with ``mu = 1_d``.
+    ``t`` is a scalar or a tensor broadcastable to ``x.shape[:-1]``."""
+    a = torch.exp(-torch.as_tensor(t, dtype=x.dtype, device=x.device))
+    return (a * torch.tanh(a * x.sum(-1)))[..., None] - x
+
+
+def two_mode_log_density(x: torch.Tensor, t) -> torch.Tensor:
+    """``log P_t(x)`` of the mixture of ``N(+-e^{-t} 1_d, I_d)`` (for autograd checks of the score)."""
+    d = x.shape[-1]
+    a = torch.exp(-torch.as_tensor(t, dtype=x.dtype, device=x.device))
+    q = (x * x).sum(-1)
+    m = a * x.sum(-1)
+    # log(1/2 e^{m} + 1/2 e^{-m}) = log cosh m, written stably
+    logcosh = torch.abs(m) + torch.log1p(torch.exp(-2.0 * torch.abs(m))) - math.log(2.0)
+    return -0.5 * (q + a * a * d) + logcosh - 0.5 * d * math.log(2.0 * math.pi)
+
+
+def _log_p0_np(x: np.ndarray) -> np.ndarray:
+    d = x.shape[1]
+    m = x.sum(1)
+    logcosh = np.abs(m) + np.log1p(np.exp(-2.0 * np.abs(m))) - math.log(2.0)
+    return -0.5 * ((x * x).sum(1) + d) + logcosh - 0.5 * d * math.log(2.0 * math.pi)
+
+
+def kl_proxy(samples, *, k: int = 3) -> float:
+    """Estimate of ``KL(P_theta || P_0)`` from samples: ``-H_KL - mean log P_0``.
+
+    ``H_KL`` is the Kozachenko-Leonenko ``k``-nearest-neighbour entropy estimate
+    ``psi(S) - psi(k) + log V_d + (d/S) sum log r_k``.  It is biased at finite ``S`` (exact ``P_0`` samples
+    give a small non-zero value, reported alongside as the floor) but consistent, and it punishes
+    collapse onto training points (``r_k -> 0``) as well as poor coverage (low ``log P_0``).
+    """
+    x = np.asarray(samples, dtype=np.float64)
+    S, d = x.shape
+    if S <= k:
+        raise ValueError(f"kl_proxy needs more than k={k} samples (got {S})")
+    sq = (x * x).sum(1)
+    d2 = np.maximum(sq[:, None] + sq[None, :] - 2.0 * x @ x.T, 0.0)
+    np.fill_diagonal(d2, np.inf)
+    rk2 = np.partition(d2, k - 1, axis=1)[:, k - 1]
+    rk2 = np.maximum(rk2, 1e-300)
+    log_vd = 0.5 * d * math.log(math.pi) - gammaln(0.5 * d + 1.0)
+    h = digamma(S) - digamma(k) + log_vd + 0.5 * d * float(np.mean(np.log(rk2)))
+    return float(-h - np.mean(_log_p0_np(x)))
+
+
+# ------------------------------------------------------------------------------------------------ the model
+def n_params_formula(d: int, width: int) -> int:
+    """``p = W(2d + 13) + d + 6 W^2`` (spec 7.2)."""
+    return width * (2 * d + 13) + d + 6 * width * width
+
+
+def _sinusoidal(k: torch.Tensor, width: int) -> torch.Tensor:
+    half = width // 2
+    freqs = torch.exp(-math.log(10_000.0) * torch.arange(half, dtype=torch.float64) / max(half, 1))
+    ang = k.to(torch.float64)[:, None] * freqs[None, :].to(k.device)
+    emb = torch.cat([torch.sin(ang), torch.cos(ang)], dim=1)
+    if width % 2:
+        emb = torch.cat([emb, torch.zeros_like(emb[:, :1])], dim=1)
+    return emb
+
+
+class ResidualMLP(torch.nn.Module):
+    """The spec's residual MLP epsilon-predictor (spec 7.2).
+
+    ``h = Linear_in(x)``; for each of the 3 blocks ``h = h + e(k)``, ``h = LayerNorm(h + L2(GELU(L1(h))))``;
+    output ``Linear_out(h)``.  ``e(k)`` is the fixed sinusoidal embedding (dimension ``width``) of the
+    diffusion step ``k`` (no parameters).
+    """
+
+    def __init__(self, d: int, width: int, n_blocks: int = 3, T: int = 1000):
+        super().__init__()
+        self.d, self.width = d, width
+        self.inp = torch.nn.Linear(d, width)
+        self.l1 = torch.nn.ModuleList([torch.nn.Linear(width, width) for _ in range(n_blocks)])
+        self.l2 = torch.nn.ModuleList([torch.nn.Linear(width, width) for _ in range(n_blocks)])
+        self.norms = torch.nn.ModuleList([torch.nn.LayerNorm(width) for _ in range(n_blocks)])
+        self.out = torch.nn.Linear(width, d)
+        self.register_buffer("emb", _sinusoidal(torch.arange(T), width).to(torch.get_default_dtype()),
+                             persistent=False)
+
+    def forward(self, x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        e = self.emb[k]
+        h = self.inp(x)
+        for l1, l2, ln in zip(self.l1, self.l2, self.norms):
+            h = h + e
+            h = ln(h + l2(torch.nn.functional.gelu(l1(h))))
+        return self.out(h)
+
+
+@dataclass(frozen=True)
+class DDPMSchedule:
+    """Linear beta schedule (``T`` steps, ``beta_1 .. beta_T``); OU time ``t_k = -1/2 log alpha_bar_k``."""
+
+    T: int = 1000
+    beta_min: float = 1e-4
+    beta_max: float = 2e-2
+
+    def arrays(self):
+        beta = np.linspace(self.beta_min, self.beta_max, self.T)
+        abar = np.cumprod(1.0 - beta)
+        return beta, abar
+
+    def ou_time(self, k: int) -> float:
+        return float(-0.5 * math.log(self.arrays()[1][k]))
+
+
+def checkpoint_steps(steps: int, n_checkpoints: int, *, first: int | None = None) -> np.ndarray:
+    """Log-spaced distinct checkpoint steps from ``first`` (default ``max(1, steps // 10^4)``) to ``steps``."""
+    steps = _checks.positive_int("steps", steps)
+    n_checkpoints = _checks.positive_int("n_checkpoints", n_checkpoints, minimum=2)
+    first = max(1, steps // 10_000) if first is None else _checks.positive_int("first", first)
+    if first > steps:
+        raise ValueError(f"steps={steps} is below the first checkpoint ({first}); no checkpoint would be reached")
+    s = np.unique(np.round(np.geomspace(first, steps, n_checkpoints)).astype(np.int64))
+    return s
+
+
+@dataclass(frozen=True)
+class DDPMConfig:
+    """Settings of one DDPM training run (all recorded in checkpoints and outputs)."""
+
+    n: int
+    d: int = 8
+    width: int = 128
+    steps: int = 100_000
+    optimizer: str = "sgd"
+    lr: float = 6e-3
+    momentum: float = 0.95
+    batch: int | None = None            # None: full batch (spec 7.2)
+    n_checkpoints: int = 30
+    first_checkpoint: int | None = None
+    checkpoints: tuple | None = None    # explicit checkpoint steps (overrides n_checkpoints / first_checkpoint)
+    n_gen: int = 1000
+    sample_steps: int = 1000
+    score_step: int = 40                # diffusion step of the score error (t ~ 0.01 at k = 40, spec 7.1)
+    n_score: int = 10_000
+    fthr: float = 0.05
+    seed: int = 0
+    data_seed: int = 0
+    dtype: str = "float32"
+
+    def __post_init__(self):
+        _checks.positive_int("n", self.n, minimum=2)
+        _checks.positive_int("d", self.d)
+        _checks.positive_int("width", self.width)
+        _checks.positive_int("steps", self.steps)
+        if self.optimizer not in ("sgd", "adam"):
+            raise ValueError(f"optimizer must be 'sgd' or 'adam' (got {self.optimizer!r})")
+        _checks.positive_float("lr", self.lr)
+        m = _checks.positive_float("momentum", self.momentum, allow_zero=True)
+        if m >= 1:
+            raise ValueError(f"momentum must lie in [0, 1) (got {self.momentum!r})")
+        if self.batch is not None:
+            _checks.positive_int("batch", self.batch)
+        _checks.positive_int("n_gen", self.n_gen, minimum=8)
+        _checks.positive_int("sample_steps", self.sample_steps, minimum=2)
+        if self.sample_steps > 1000:
+            raise ValueError(f"sample_steps must be in [2, T=1000] (got {self.sample_steps})")
+        if not 0 <= int(self.score_step) < 1000:
+            raise ValueError(f"score_step must be a diffusion step in [0, 999] (got {self.score_step})")
+        _checks.positive_int("n_score", self.n_score)
+        f = _checks.positive_float("fthr", self.fthr)
+        if f >= 1:
+            raise ValueError(f"fthr must lie in (0, 1) (got {self.fthr!r})")
+        _dtype(self.dtype)
+        self.checkpoint_list()
+
+    def checkpoint_list(self) -> np.ndarray:
+        if self.checkpoints is None:
+            return checkpoint_steps(self.steps, self.n_checkpoints, first=self.first_checkpoint)
+        c = np.asarray(self.checkpoints)
+        if c.ndim != 1 or c.size == 0 or not np.issubdtype(c.dtype, np.integer) or np.any(c < 1) \
+                or np.any(np.diff(c) <= 0) or int(c[-1]) != self.steps:
+            raise ValueError(f"checkpoints must be increasing integer steps >= 1 ending at steps={self.steps} "
+                             f"(got {self.checkpoints!r})")
+        return c.astype(np.int64)
+
+
+@dataclass(frozen=True)
+class DDPMRun:
+    """Per-checkpoint evaluations of one DDPM training run.
+
+    Attributes
+    ----------
+    n : int
+        Training-set size.
+    steps : ndarray of int
+        Checkpoint steps (the training time ``tau`` in optimiser updates).
+    fraction, ci_low, ci_high : ndarray
+        Memorization fraction of ``n_gen`` generated samples (1/3 rule) and its 95% bootstrap CI.
+    score_error : ndarray
+        ``mean ||s_theta - s||^2 / d`` at diffusion step ``score_step`` on fresh ``P_t`` points.
+    quality : ndarray
+        :func:`kl_proxy` of the samples (lower is better).
+    train_loss : ndarray
+        Full-batch DDPM loss at the checkpoint step.
+    config : DDPMConfig
+    diagnostics : dict
+        ``n_params``, ``device``, ``wall_s``, ``resumed_from``, ``quality_floor`` (the proxy on exact
+        ``P_0`` samples of the same size), ``score_t``.
+    """
+
+    n: int
+    steps: np.ndarray
+    fraction: np.ndarray
+    ci_low: np.ndarray
+    ci_high: np.ndarray
+    score_error: np.ndarray
+    quality: np.ndarray
+    train_loss: np.ndarray
+    config: DDPMConfig
+    diagnostics: dict = field(default_factory=dict, repr=False)
+
+    def to_dict(self) -> dict:
+        return {"n": self.n, "steps": self.steps.tolist(), "fraction": self.fraction.tolist(),
+                "ci_low": self.ci_low.tolist(), "ci_high": self.ci_high.tolist(),
+                "score_error": self.score_error.tolist(), "quality": self.quality.tolist(),
+                "train_loss": self.train_loss.tolist(), "config": asdict(self.config),
+                "diagnostics": self.diagnostics}
+
+
+def _progress(total, initial, quiet, desc):
+    if quiet or not sys.stderr.isatty():
+        return None
+    try:
+        from tqdm import tqdm
+    except ImportError:  # pragma: no cover
+        return None
+    return tqdm(total=total, initial=initial, desc=desc, leave=False)
+
+
+@torch.no_grad()
+def _sample(model, n_gen, d, sample_steps, abar_np, gen_seed, dev, tdt):
+    """Ancestral DDPM sampling on ``sample_steps`` respaced steps (DDIM with eta = 1; ``sample_steps = T``
+    is the original DDPM / Euler-Maruyama-type sampler).  Fixed seed: same noise at every checkpoint."""
+    T = abar_np.size
+    ks = np.unique(np.round(np.linspace(0, T - 1, sample_steps)).astype(np.int64))[::-1]
+    g = torch.Generator(device="cpu")
+    g.manual_seed(int(gen_seed))
+    x = torch.randn((n_gen, d), generator=g, dtype=tdt).to(dev)
+    for i, k in enumerate(ks):
+        ab = float(abar_np[k])
+        ab_prev = float(abar_np[ks[i + 1]]) if i + 1 < ks.size else 1.0
+        kk = torch.full((n_gen,), int(k), dtype=torch.long, device=dev)
+        eps = model(x, kk)
+        x0 = (x - math.sqrt(1.0 - ab) * eps) / math.sqrt(ab)
+        if i + 1 == ks.size:
+            x = x0
+            break
+        beta_t = 1.0 - ab / ab_prev
+        var = (1.0 - ab_prev) / (1.0 - ab) * beta_t
+        mean = (math.sqrt(ab_prev) * beta_t / (1.0 - ab)) * x0 + (math.sqrt(1.0 - beta_t) * (1.0 - ab_prev) / (1.0 - ab)) * x
+        z = torch.randn((n_gen, d), generator=g, dtype=tdt).to(dev)
+        x = mean + math.sqrt(var) * z
+    return x
+
+
+def train_ddpm(n: int, *, checkpoint=None, device=None, quiet: bool = False, progress_desc: str | None = None,
+               _stop_after: int | None = None, **settings) -> DDPMRun:
+    """Train the residual-MLP DDPM on the first ``n`` points of the fixed data stream and evaluate it at
+    log-spaced checkpoints (spec rf_timescales.md 7.2-7.3; arXiv:2505.17638 SM B).
+
+    Parameters
+    ----------
+    n : int
+        Training-set size (>= 2): the first ``n`` points of :func:`sample_two_mode` (``data_seed``).
+    checkpoint : path, optional
+        Checkpoint file, written atomically after every evaluation; an existing one (same configuration)
+        is resumed and gives the same numbers as an uninterrupted run.
+    device : None, "cpu", "cuda", "cuda:N"
+    quiet : bool
+        No progress bar (it is also off when stderr is not a terminal).
+    **settings
+        Fields of :class:`DDPMConfig` (``d, width, steps, optimizer, lr, momentum, batch, n_checkpoints,
+        first_checkpoint, checkpoints, n_gen, sample_steps, score_step, n_score, fthr, seed, data_seed, dtype``).
+
+    Returns
+    -------
+    DDPMRun
+    """
+    cfg = DDPMConfig(n=n, **settings)
+    dev = resolve_device(device)
+    tdt = _dtype(cfg.dtype)
+    ck_steps = cfg.checkpoint_list()
+    sched = DDPMSchedule()
+    _, abar_np = sched.arrays()
+    X = sample_two_mode(cfg.n, cfg.d, seed=cfg.data_seed)
+    x0 = torch.as_tensor(X, dtype=tdt, device=dev)
+    abar = torch.as_tensor(abar_np, dtype=tdt, device=dev)
+    torch.manual_seed(cfg.seed)  # the initialisation depends on the seed only (same for every n)
+    model = ResidualMLP(cfg.d, cfg.width).to(device=dev, dtype=tdt)
+    if cfg.optimizer == "sgd":
+        opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum)
+    else:
+        opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    gen = torch.Generator(device="cpu")
+    gen.manual_seed(int(np.random.default_rng([cfg.seed, cfg.n, 11]).integers(0, 2 ** 62)))
+    # fixed evaluation sets (independent of the training stream)
+    sc_k = int(cfg.score_step)
+    ab_s = float(abar_np[sc_k])
+    y0 = sample_two_mode(cfg.n_score, cfg.d, seed=cfg.data_seed, stream=1)
+    rs = np.random.default_rng([cfg.data_seed, 2])
+    y = math.sqrt(ab_s) * y0 + math.sqrt(1.0 - ab_s) * rs.standard_normal(y0.shape)
+    y_t = torch.as_tensor(y, dtype=tdt, device=dev)
+    s_exact = two_mode_score(torch.as_tensor(y, dtype=torch.float64), -0.5 * math.log(ab_s)).numpy()
+    floor = kl_proxy(sample_two_mode(cfg.n_gen, cfg.d, seed=cfg.data_seed, stream=3))
+    fingerprint = {"config": asdict(cfg)}
+    rows: list[dict] = []
+    start = 0
+    ck = Path(checkpoint) if checkpoint is not None else None
+    if ck is not None and ck.exists():
+        state = load_checkpoint(ck, fingerprint, "DDPM training")
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        gen.set_state(state["gen"])
+        rows = list(state["rows"])
+        start = int(state["step"])
+    resumed_from = start
+    flush = torch.set_flush_denormal(True) if dev.type == "cpu" else False
+    bar = _progress(cfg.steps, start, quiet, progress_desc or f"ddpm n={cfg.n}")
+    t0 = time.perf_counter()
+    batch = cfg.n if cfg.batch is None else min(cfg.batch, cfg.n)
+    pending = [int(s) for s in ck_steps if s > start]
+    step = start
+    loss_v = float("nan")
+    try:
+        while pending:
+            target = pending.pop(0)
+            model.train()
+            while step < target:
+                if batch == cfg.n:
+                    xb = x0
+                else:
+                    xb = x0[torch.randperm(cfg.n, generator=gen)[:batch].to(dev)]
+                kk = torch.randint(0, sched.T, (batch,), generator=gen).to(dev)
+                eps = torch.randn((batch, cfg.d), generator=gen, dtype=tdt).to(dev)
+                ab = abar[kk][:, None]
+                xt = ab.sqrt() * xb + (1.0 - ab).sqrt() * eps
+                loss = ((model(xt, kk) - eps) ** 2).mean()
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                step += 1
+                if bar is not None:
+                    bar.update(1)
+            loss_v = float(loss.detach())
+            if not math.isfinite(loss_v):
+                raise FloatingPointError(f"DDPM training loss became {loss_v} at step {step} (n = {cfg.n}, "
+                                         f"lr = {cfg.lr:g}, optimizer = {cfg.optimizer}); lower lr")
+            model.eval()
+            rows.append(_evaluate(model, cfg, X, abar_np, y_t, s_exact, ab_s, dev, tdt, step, loss_v))
+            if ck is not None:
+                ck.parent.mkdir(parents=True, exist_ok=True)
+                _atomic_save({"fingerprint": fingerprint, "model": model.state_dict(), "opt": opt.state_dict(),
+                              "gen": gen.get_state(), "rows": rows, "step": step}, ck)
+            if _stop_after is not None and step >= _stop_after:  # test hook: simulate a killed run
+                raise KeyboardInterrupt(f"stopped after step {step}")
+    finally:
+        if flush:
+            torch.set_flush_denormal(False)
+        if bar is not None:
+            bar.close()
+    col = {k: np.array([r[k] for r in rows]) for k in rows[0]} if rows else {}
+    return DDPMRun(n=cfg.n, steps=col["step"].astype(np.int64), fraction=col["fraction"], ci_low=col["ci_low"],
+                   ci_high=col["ci_high"], score_error=col["score_error"], quality=col["quality"],
+                   train_loss=col["train_loss"], config=cfg,
+                   diagnostics={"n_params": sum(p.numel() for p in model.parameters()), "device": str(dev),
+                                "wall_s": time.perf_counter() - t0, "resumed_from": resumed_from,
+                                "quality_floor": floor, "score_t": -0.5 * math.log(ab_s)})
+
+
+def _evaluate(model, cfg, X, abar_np, y_t, s_exact, ab_s, dev, tdt, step, loss_v) -> dict:
+    with torch.no_grad():
+        xs = _sample(model, cfg.n_gen, cfg.d, cfg.sample_steps, abar_np, 1_000_003 + cfg.seed, dev, tdt)
+        xs = xs.to(torch.float64).cpu().numpy()
+        if not np.all(np.isfinite(xs)):
+            raise FloatingPointError(f"DDPM samples are not finite at step {step} (n = {cfg.n}); lower lr")
+        kk = torch.full((y_t.shape[0],), int(cfg.score_step), dtype=torch.long, device=dev)
+        s_model = (-model(y_t, kk) / math.sqrt(1.0 - ab_s)).to(torch.float64).cpu().numpy()
+    mem = memorization_fraction(xs, X, n_boot=1000, seed=0)
+    return {"step": int(step), "fraction": mem.fraction, "ci_low": mem.ci_low, "ci_high": mem.ci_high,
+            "score_error": float(np.mean(np.sum((s_model - s_exact) ** 2, axis=1)) / cfg.d),
+            "quality": kl_proxy(xs), "train_loss": loss_v,
+            "median_ratio": float(np.median(mem.ratio))}
