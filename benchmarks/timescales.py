@@ -36,7 +36,7 @@ def rf_bench(d, psi_p, psi_n, steps):
     numba_rate = steps / (time.perf_counter() - t0)
     r = train_rf(psi_p, psi_n, t, [steps * dtau], d=d, quiet=True, n_eval_noise=1, n_score=10)
     torch_rate = r.diagnostics["steps_per_s"]
-    print(f"RF fresh-noise GD d={d} p={p} n={n} ({2 * p * d * n * 3 / 1e6:.0f} M mult-add/step): numba "
+    print(f"RF fresh-noise GD d={d} p={p} n={n} (3 p d n = {3 * p * d * n / 1e6:.0f} M mult-adds/step): numba "
           f"{numba_rate:.1f} steps/s (compile/cache load {compile_s:.2f} s, excluded), PyTorch CPU autograd "
           f"{torch_rate:.1f} steps/s -> ratio torch/numba = {torch_rate / numba_rate:.2f}")
     if torch.cuda.is_available():

@@ -433,7 +433,7 @@ def _cmd_validate_timescales(args) -> int:
         raise ValueError("n must list at least one training-set size >= 2")
     for name in ("steps", "width", "n_checkpoints", "n_gen", "sample_steps"):
         v = getattr(args, name)
-        if v < 1:
+        if v is not None and v < 1:
             raise ValueError(f"{name} must be an integer >= 1 (got {v})")
     if args.device is not None:
         from .validation.gmm_torch import resolve_device
@@ -460,16 +460,16 @@ def _cmd_validate_timescales(args) -> int:
         d["files"] = [str(p) for p in paths] + [str(out / "study.json")]
         print(json.dumps(d, indent=2))
         return 0
-    print(f"{'n':>6} {'tau_gen':>10} {'tau_gen(score)':>14} {'tau_mem':>10} {'tau_mem/n':>10}")
-    for n, tg, tgs, tm in zip(st.ns, st.tau_gen, st.tau_gen_score, st.tau_mem):
+    print(f"{'n':>6} {'tau_gen':>10} {'(score)':>10} {'(plateau)':>10} {'tau_mem':>10} {'tau_mem/n':>10}")
+    for n, tg, tgs, tgp, tm in zip(st.ns, st.tau_gen, st.tau_gen_score, st.tau_gen_plateau, st.tau_mem):
         tms = "-" if not np.isfinite(tm) else f"{tm:10.4g}"
         rat = "-" if not np.isfinite(tm) else f"{tm / n:10.4g}"
-        print(f"{n:6d} {tg:10.4g} {tgs:14.4g} {tms:>10} {rat:>10}")
+        print(f"{n:6d} {tg:10.4g} {tgs:10.4g} {tgp:10.4g} {tms:>10} {rat:>10}")
     f = st.fit
     if f["a"] is not None:
         print(f"fit tau_mem = a n: a = {f['a']:.4g} updates per point, R^2 = {f['r2']:.4f}; "
               f"tau_mem ~ n^{f['gamma']:.3f} (R^2 log = {f['r2_log']:.4f}); tau_gen spread max/min = "
-              f"{st.tau_gen_spread:.3f}")
+              f"{st.tau_gen_spread:.3f} (plateau entry: {st.tau_gen_plateau_spread:.3f})")
     else:
         print(f"tau_mem reached (f >= {st.fthr:g}) for fewer than two n: no fit; train longer (--steps)")
     for p in paths + [out / "study.json"]:
@@ -744,8 +744,8 @@ def build_parser() -> argparse.ArgumentParser:
                          "across training-set sizes n (BUBM Fig. 2 / SM B analogue)",
                          formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     ts.add_argument("--n", type=int, nargs="+", default=[16, 32, 64, 128], help="training-set sizes")
-    ts.add_argument("--steps", type=int, default=100_000, help="training horizon of the largest n (optimizer "
-                    "updates); aim for about 3 tau_mem(n_max)")
+    ts.add_argument("--steps", type=int, default=None, help="training horizon of the largest n (optimizer "
+                    "updates), about 3 tau_mem(n_max); default 1000 n_max (SGD) or 100 n_max (Adam)")
     ts.add_argument("--same-steps", action="store_true", help="train every n for --steps (default: horizon "
                     "proportional to n on one checkpoint grid)")
     ts.add_argument("--width", type=int, default=128, help="residual-MLP width W")

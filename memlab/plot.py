@@ -478,6 +478,8 @@ def plot_timescale_study(study, *, axes=None):
             ax[4].plot(n_arr, v, mk, ms=5, mfc="none", color="C3", alpha=0.7, label=rf"$\tau_{{\rm mem}}$ at f $\geq$ {key}")
     ax[4].plot(n_arr, study.tau_gen, "s", ms=6, color="C0", label=r"$\tau_{\rm gen}$ (quality minimum)")
     ax[4].plot(n_arr, study.tau_gen_score, "D", ms=5, mfc="none", color="C0", label=r"score-error minimum")
+    ax[4].plot(n_arr, study.tau_gen_plateau, "P", ms=7, color="C9",
+               label=rf"quality-plateau entry ($\leq$1.5 min; spread {study.tau_gen_plateau_spread:.2f})")
     fit = study.fit
     if fit.get("a") is not None:
         xx = np.geomspace(n_arr.min() / 1.5, n_arr.max() * 1.5, 50)
@@ -485,9 +487,13 @@ def plot_timescale_study(study, *, axes=None):
                    label=rf"fit $\tau_{{\rm mem}} = {fit['a']:.3g}\,n$ ($R^2$ = {fit['r2']:.3f}; $\gamma$ = {fit['gamma']:.2f})")
     ax[4].set_xscale("log")
     ax[4].set_yscale("log")
+    ax[4].set_xticks(n_arr)
+    ax[4].xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax[4].set_xticklabels([str(int(v)) for v in n_arr])
     ax[4].set_xlabel("training-set size n (points)")
     ax[4].set_ylabel(r"time (optimizer updates)")
     ax[4].set_title(rf"$\tau_{{\rm gen}}$ spread max/min = {study.tau_gen_spread:.2f}", fontsize=9)
     for a in ax:
-        a.legend(fontsize=7)
+        a.legend(fontsize=7, loc="upper left" if a is ax[4] else "best")
+    ax[0].figure.tight_layout()
     return axes

@@ -17,7 +17,7 @@ from memlab.validation.ddpm_torch import (ResidualMLP, kl_proxy, n_params_formul
                                           train_ddpm, two_mode_log_density, two_mode_score)
 from memlab.validation.rf_torch import train_rf  # noqa: E402
 from memlab.validation.timescales import (fit_linear, ladder_checkpoints, read_tau_gen, read_tau_mem,  # noqa: E402
-                                          study_from_json, timescale_study)
+                                          read_tau_plateau, study_from_json, timescale_study)
 
 TINY = dict(n_checkpoints=6, first_checkpoint=10, n_gen=64, sample_steps=20, n_score=256, width=16)
 
@@ -96,6 +96,20 @@ def test_read_tau_gen_end_point_and_nan():
     assert read_tau_gen(s, [np.nan, 1.0, 2.0]) == 10.0
     with pytest.raises(ValueError, match="quality"):
         read_tau_gen(s, [np.nan] * 3)
+
+
+@settings(max_examples=50, deadline=None)
+@given(s_entry=st.floats(30, 3e4), noise=st.floats(0, 0.2), seed=st.integers(0, 10_000))
+def test_read_tau_plateau_finds_entry_despite_noisy_floor(s_entry, noise, seed):
+    # power-law descent onto a floor of 1 with multiplicative noise up to +-20% on the floor: the argmin wanders,
+    # the first point within 1.5x of the minimum is the first checkpoint past the descent's 1.5x crossing
+    s = np.geomspace(10, 1e6, 41)
+    q = 1.0 + np.maximum(s_entry / s, 0) ** 2 * 10
+    q = q * (1 + noise * np.random.default_rng(seed).uniform(-1, 1, s.size))
+    got = read_tau_plateau(s, q)
+    i = int(np.nonzero(s == got)[0][0])
+    assert q[i] <= 1.5 * q.min() and np.all(q[:i] > 1.5 * q.min())
+    assert got >= s_entry * math.sqrt(0.5 * 0.8 / 10) / 1.6      # not before the descent has nearly ended
 
 
 @settings(max_examples=50, deadline=None)

@@ -28,7 +28,7 @@ import numpy as np
 
 from ..theory import _checks
 
-__all__ = ["TimescaleStudy", "timescale_study", "read_tau_gen", "read_tau_mem", "fit_linear", "ladder_checkpoints",
+__all__ = ["TimescaleStudy", "timescale_study", "read_tau_gen", "read_tau_plateau", "read_tau_mem", "fit_linear", "ladder_checkpoints",
            "save_study", "study_from_json"]
 
 SENSITIVITY = (0.01, 0.05, 0.1)
@@ -53,6 +53,22 @@ def read_tau_gen(steps, quality) -> float:
         return float(s[i])
     xm = float(np.clip(-c1 / (2.0 * c2), x[0], x[2]))
     return float(math.exp(xm))
+
+
+def read_tau_plateau(steps, quality, factor: float = 1.5) -> float:
+    """First checkpoint where ``quality <= factor * min(quality)``: the entry into the quality plateau.
+
+    A secondary generalization-time read-off (package choice, not in the spec): when the quality minimum
+    is a long, shallow valley (large ``n``, memorization far away) its argmin wanders along the valley
+    floor with the estimator noise, while the entry time stays put."""
+    s = np.asarray(steps, dtype=np.float64)
+    q = np.asarray(quality, dtype=np.float64)
+    if s.size == 0 or s.size != q.size or not np.any(np.isfinite(q)):
+        raise ValueError("steps and quality must be non-empty, of equal length, with a finite quality")
+    qmin = float(np.nanmin(q))
+    if qmin <= 0:
+        raise ValueError(f"read_tau_plateau needs a positive quality minimum (got {qmin:g})")
+    return float(s[np.nonzero(q <= factor * qmin)[0][0]])
 
 
 def read_tau_mem(steps, fraction, fthr: float = 0.05) -> float | None:
@@ -131,6 +147,8 @@ class TimescaleStudy:
         Quality-proxy minimum per ``n`` (steps).
     tau_gen_score : ndarray
         Score-error minimum per ``n`` (steps), a second read-off of the generalization time.
+    tau_gen_plateau : ndarray
+        Entry into the quality plateau (:func:`read_tau_plateau`, factor 1.5), a third read-off.
     tau_mem : ndarray
         Onset of memorization (fraction ``>= fthr``) per ``n``; ``nan`` where the threshold was not reached.
     fit : dict
@@ -138,6 +156,8 @@ class TimescaleStudy:
         ``gamma``, ``r2_log``.
     tau_gen_spread : float
         ``max / min`` of ``tau_gen`` over ``n``.
+    tau_gen_plateau_spread : float
+        ``max / min`` of ``tau_gen_plateau`` over ``n``.
     sensitivity : dict
         ``{fthr: {"tau_mem": [...], "fit": {...}}}`` at 0.01, 0.05 and 0.1.
     fthr : float
@@ -150,9 +170,11 @@ class TimescaleStudy:
     runs: list
     tau_gen: np.ndarray
     tau_gen_score: np.ndarray
+    tau_gen_plateau: np.ndarray
     tau_mem: np.ndarray
     fit: dict
     tau_gen_spread: float
+    tau_gen_plateau_spread: float
     sensitivity: dict
     fthr: float
     settings: dict = field(default_factory=dict)
@@ -161,6 +183,7 @@ class TimescaleStudy:
     def to_dict(self) -> dict:
         nan2none = lambda a: [None if not np.isfinite(v) else float(v) for v in a]  # noqa: E731
         return {"ns": self.ns.tolist(), "tau_gen": nan2none(self.tau_gen), "tau_gen_score": nan2none(self.tau_gen_score),
+                "tau_gen_plateau": nan2none(self.tau_gen_plateau), "tau_gen_plateau_spread": self.tau_gen_plateau_spread,
                 "tau_mem": nan2none(self.tau_mem), "fit": self.fit, "tau_gen_spread": self.tau_gen_spread,
                 "sensitivity": self.sensitivity, "fthr": self.fthr, "settings": self.settings,
                 "diagnostics": self.diagnostics, "runs": self.runs}
@@ -169,15 +192,17 @@ class TimescaleStudy:
 def _analyse(ns, runs, fthr, settings, diagnostics) -> TimescaleStudy:
     tg = np.array([read_tau_gen(r["steps"], r["quality"]) for r in runs])
     tgs = np.array([read_tau_gen(r["steps"], r["score_error"]) for r in runs])
+    tgp = np.array([read_tau_plateau(r["steps"], r["quality"]) for r in runs])
     sens = {}
     for f in sorted(set(SENSITIVITY) | {fthr}):
         tm = [read_tau_mem(r["steps"], r["fraction"], f) for r in runs]
         have = [(n, v) for n, v in zip(ns, tm) if v is not None]
         sens[f"{f:g}"] = {"tau_mem": tm, "fit": fit_linear([h[0] for h in have], [h[1] for h in have])}
     tm = sens[f"{fthr:g}"]["tau_mem"]
-    return TimescaleStudy(ns=np.asarray(ns), runs=runs, tau_gen=tg, tau_gen_score=tgs,
+    return TimescaleStudy(ns=np.asarray(ns), runs=runs, tau_gen=tg, tau_gen_score=tgs, tau_gen_plateau=tgp,
                           tau_mem=np.array([np.nan if v is None else v for v in tm]), fit=sens[f"{fthr:g}"]["fit"],
-                          tau_gen_spread=float(tg.max() / tg.min()), sensitivity=sens, fthr=float(fthr),
+                          tau_gen_spread=float(tg.max() / tg.min()),
+                          tau_gen_plateau_spread=float(tgp.max() / tgp.min()), sensitivity=sens, fthr=float(fthr),
                           settings=settings, diagnostics=diagnostics)
 
 
@@ -198,7 +223,10 @@ def _study_task(task: dict) -> dict:
     return run.to_dict()
 
 
-def timescale_study(ns, *, steps: int = 100_000, width: int = 128, device=None, seed: int = 0,
+STEPS_PER_POINT = {"sgd": 1000, "adam": 100}   # about 3 tau_mem / n measured at W = 128 (README, issue 7 note)
+
+
+def timescale_study(ns, *, steps: int | None = None, width: int = 128, device=None, seed: int = 0,
                     scale_steps: bool = True, optimizer: str = "sgd", lr: float | None = None,
                     momentum: float = 0.95, n_checkpoints: int = 30, first_checkpoint: int | None = None,
                     n_gen: int = 1000, sample_steps: int = 1000, score_step: int = 40, n_score: int = 10_000,
@@ -212,8 +240,10 @@ def timescale_study(ns, *, steps: int = 100_000, width: int = 128, device=None, 
     ----------
     ns : sequence of int
         Training-set sizes (each >= 2, distinct); nested sets (the first ``n`` points of one stream).
-    steps : int, default 100,000
+    steps : int, optional
         Training horizon (optimiser updates) of the largest ``n``; choose about 3 ``tau_mem(n_max)``.
+        Default ``1000 n_max`` for SGD, ``100 n_max`` for Adam (about 3 ``tau_mem`` at the measured
+        ``tau_mem / n`` of 300 and 35 updates per point for ``W = 128``; smaller widths memorize later).
     width : int, default 128
         Residual-MLP width ``W`` (spec 7.2; ``p = W(2d+13) + d + 6W^2``).
     device : None, "cpu", "cuda", "cuda:N"
@@ -244,11 +274,11 @@ def timescale_study(ns, *, steps: int = 100_000, width: int = 128, device=None, 
     TimescaleStudy
     """
     ns = _validate_ns(ns)
-    steps = _checks.positive_int("steps", steps)
-    width = _checks.positive_int("width", width)
-    n_checkpoints = _checks.positive_int("n_checkpoints", n_checkpoints, minimum=3)
     if optimizer not in ("sgd", "adam"):
         raise ValueError(f"optimizer must be 'sgd' or 'adam' (got {optimizer!r})")
+    steps = STEPS_PER_POINT[optimizer] * max(ns) if steps is None else _checks.positive_int("steps", steps)
+    width = _checks.positive_int("width", width)
+    n_checkpoints = _checks.positive_int("n_checkpoints", n_checkpoints, minimum=3)
     lr = (6e-3 if optimizer == "sgd" else 1e-3) if lr is None else lr
     fthr = _checks.positive_float("fthr", fthr)
     if fthr >= 1:
