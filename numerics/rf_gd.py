@@ -30,7 +30,7 @@ from numba import njit
 from ..theory import _checks
 from .rf_matrices import TrueFeatureMatrices
 
-__all__ = ["GDResult", "simulate_gd", "stability_bound"]
+__all__ = ["GDResult", "simulate_gd", "stability_bound", "exact_losses"]
 
 _ACT_CODES = {"tanh": 0, "erf": 1, "relu": 2, "gelu": 3}
 _BLOCK = 128
@@ -106,7 +106,8 @@ class GDResult:
     diagnostics: dict = field(default_factory=dict, repr=False)
 
 
-def _losses(B, mats: TrueFeatureMatrices):
+def exact_losses(B, mats: TrueFeatureMatrices) -> tuple[float, float]:
+    """Exact ``m = infinity`` train and test loss of ``B`` (the quadratic forms of spec 2.1 in ``U, V, U~, V~``)."""
     d = mats.d
     dl = mats.constants.delta_t
     sq = math.sqrt(dl)
@@ -211,7 +212,7 @@ def simulate_gd(mats: TrueFeatureMatrices, taus, *, delta_tau=None, noise="exact
                         B -= coef_f * ((sq * (B @ Phi) + xi[j]) @ Phi.T)
                 todo -= k
         done = int(steps[i])
-        train[i], test[i] = _losses(B, mats)
+        train[i], test[i] = exact_losses(B, mats)
         if not (np.isfinite(train[i]) and np.isfinite(test[i])):
             raise FloatingPointError(f"GD diverged at step {done} (tau = {done * delta_tau:.4g}): losses "
                                      f"{train[i]}, {test[i]}; reduce delta_tau (bound {bound:.4g})")

@@ -73,7 +73,7 @@ def test_gd_fresh_noise_tracks_flow_and_checkpoint_resumes(tmp_path, monkeypatch
     import memlab.numerics.rf_gd as rg
 
     full = tmp_path / "full.npz"
-    real, calls = rg._losses, []
+    real, calls = rg.exact_losses, []
 
     def crashing(B, mats_):
         calls.append(1)
@@ -81,10 +81,10 @@ def test_gd_fresh_noise_tracks_flow_and_checkpoint_resumes(tmp_path, monkeypatch
             raise KeyboardInterrupt("simulated crash")
         return real(B, mats_)
 
-    monkeypatch.setattr(rg, "_losses", crashing)
+    monkeypatch.setattr(rg, "exact_losses", crashing)
     with pytest.raises(KeyboardInterrupt):
         simulate_gd(mats, taus, delta_tau=0.1, noise="fresh", seed=3, checkpoint=full, checkpoint_every_s=0.0)
-    monkeypatch.setattr(rg, "_losses", real)
+    monkeypatch.setattr(rg, "exact_losses", real)
     c = simulate_gd(mats, taus, delta_tau=0.1, noise="fresh", seed=3, checkpoint=full)
     assert c.diagnostics["resumed_from_step"] == int(round(taus[2] / 0.1))
     assert np.array_equal(c.train, b.train) and np.array_equal(c.test, b.test)

@@ -20,7 +20,6 @@ bit-identically (model, optimiser, generator state, evaluations).
 from __future__ import annotations
 
 import math
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -31,7 +30,7 @@ from scipy.special import digamma, gammaln
 
 from ..numerics.memorization import memorization_fraction
 from ..theory import _checks
-from .gmm_torch import _atomic_save, _dtype, load_checkpoint, resolve_device
+from .gmm_torch import _atomic_save, _dtype, _progress, load_checkpoint, resolve_device
 
 __all__ = ["ResidualMLP", "DDPMSchedule", "DDPMConfig", "DDPMRun", "train_ddpm", "two_mode_score",
            "two_mode_log_density", "sample_two_mode", "kl_proxy", "checkpoint_steps", "n_params_formula"]
@@ -69,13 +68,6 @@ def two_mode_log_density(x: torch.Tensor, t) -> torch.Tensor:
     return -0.5 * (q + a * a * d) + logcosh - 0.5 * d * math.log(2.0 * math.pi)
 
 
-def _log_p0_np(x: np.ndarray) -> np.ndarray:
-    d = x.shape[1]
-    m = x.sum(1)
-    logcosh = np.abs(m) + np.log1p(np.exp(-2.0 * np.abs(m))) - math.log(2.0)
-    return -0.5 * ((x * x).sum(1) + d) + logcosh - 0.5 * d * math.log(2.0 * math.pi)
-
-
 def kl_proxy(samples, *, k: int = 3) -> float:
     """Estimate of ``KL(P_theta || P_0)`` from samples: ``-H_KL - mean log P_0``.
 
@@ -95,7 +87,7 @@ def kl_proxy(samples, *, k: int = 3) -> float:
     rk2 = np.maximum(rk2, 1e-300)
     log_vd = 0.5 * d * math.log(math.pi) - gammaln(0.5 * d + 1.0)
     h = digamma(S) - digamma(k) + log_vd + 0.5 * d * float(np.mean(np.log(rk2)))
-    return float(-h - np.mean(_log_p0_np(x)))
+    return float(-h - two_mode_log_density(torch.as_tensor(x), 0.0).mean())
 
 
 # ------------------------------------------------------------------------------------------------ the model
@@ -189,7 +181,6 @@ class DDPMConfig:
     sample_steps: int = 1000
     score_step: int = 40                # diffusion step of the score error (t ~ 0.01 at k = 40, spec 7.1)
     n_score: int = 10_000
-    fthr: float = 0.05
     seed: int = 0
     data_seed: int = 0
     dtype: str = "float32"
@@ -214,9 +205,6 @@ class DDPMConfig:
         if not 0 <= int(self.score_step) < 1000:
             raise ValueError(f"score_step must be a diffusion step in [0, 999] (got {self.score_step})")
         _checks.positive_int("n_score", self.n_score)
-        f = _checks.positive_float("fthr", self.fthr)
-        if f >= 1:
-            raise ValueError(f"fthr must lie in (0, 1) (got {self.fthr!r})")
         _dtype(self.dtype)
         self.checkpoint_list()
 
@@ -274,16 +262,6 @@ class DDPMRun:
                 "diagnostics": self.diagnostics}
 
 
-def _progress(total, initial, quiet, desc):
-    if quiet or not sys.stderr.isatty():
-        return None
-    try:
-        from tqdm import tqdm
-    except ImportError:  # pragma: no cover
-        return None
-    return tqdm(total=total, initial=initial, desc=desc, leave=False)
-
-
 @torch.no_grad()
 def _sample(model, n_gen, d, sample_steps, abar_np, gen_seed, dev, tdt):
     """Ancestral DDPM sampling on ``sample_steps`` respaced steps (DDIM with eta = 1; ``sample_steps = T``
@@ -327,7 +305,7 @@ def train_ddpm(n: int, *, checkpoint=None, device=None, quiet: bool = False, pro
         No progress bar (it is also off when stderr is not a terminal).
     **settings
         Fields of :class:`DDPMConfig` (``d, width, steps, optimizer, lr, momentum, batch, n_checkpoints,
-        first_checkpoint, checkpoints, n_gen, sample_steps, score_step, n_score, fthr, seed, data_seed, dtype``).
+        first_checkpoint, checkpoints, n_gen, sample_steps, score_step, n_score, seed, data_seed, dtype``).
 
     Returns
     -------
@@ -357,7 +335,8 @@ def train_ddpm(n: int, *, checkpoint=None, device=None, quiet: bool = False, pro
     rs = np.random.default_rng([cfg.data_seed, 2])
     y = math.sqrt(ab_s) * y0 + math.sqrt(1.0 - ab_s) * rs.standard_normal(y0.shape)
     y_t = torch.as_tensor(y, dtype=tdt, device=dev)
-    s_exact = two_mode_score(torch.as_tensor(y, dtype=torch.float64), -0.5 * math.log(ab_s)).numpy()
+    score_t = sched.ou_time(sc_k)
+    s_exact = two_mode_score(torch.as_tensor(y, dtype=torch.float64), score_t).numpy()
     floor = kl_proxy(sample_two_mode(cfg.n_gen, cfg.d, seed=cfg.data_seed, stream=3))
     fingerprint = {"config": asdict(cfg)}
     rows: list[dict] = []
@@ -405,7 +384,6 @@ def train_ddpm(n: int, *, checkpoint=None, device=None, quiet: bool = False, pro
             model.eval()
             rows.append(_evaluate(model, cfg, X, abar_np, y_t, s_exact, ab_s, dev, tdt, step, loss_v))
             if ck is not None:
-                ck.parent.mkdir(parents=True, exist_ok=True)
                 _atomic_save({"fingerprint": fingerprint, "model": model.state_dict(), "opt": opt.state_dict(),
                               "gen": gen.get_state(), "rows": rows, "step": step}, ck)
             if _stop_after is not None and step >= _stop_after:  # test hook: simulate a killed run
@@ -415,13 +393,13 @@ def train_ddpm(n: int, *, checkpoint=None, device=None, quiet: bool = False, pro
             torch.set_flush_denormal(False)
         if bar is not None:
             bar.close()
-    col = {k: np.array([r[k] for r in rows]) for k in rows[0]} if rows else {}
+    col = {k: np.array([r[k] for r in rows]) for k in rows[0]}
     return DDPMRun(n=cfg.n, steps=col["step"].astype(np.int64), fraction=col["fraction"], ci_low=col["ci_low"],
                    ci_high=col["ci_high"], score_error=col["score_error"], quality=col["quality"],
                    train_loss=col["train_loss"], config=cfg,
                    diagnostics={"n_params": sum(p.numel() for p in model.parameters()), "device": str(dev),
                                 "wall_s": time.perf_counter() - t0, "resumed_from": resumed_from,
-                                "quality_floor": floor, "score_t": -0.5 * math.log(ab_s)})
+                                "quality_floor": floor, "score_t": score_t})
 
 
 def _evaluate(model, cfg, X, abar_np, y_t, s_exact, ab_s, dev, tdt, step, loss_v) -> dict:

@@ -184,6 +184,7 @@ class TrainResult:
 
 
 def _atomic_save(obj, path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")
     torch.save(obj, tmp)
     os.replace(tmp, path)
@@ -206,14 +207,14 @@ def load_checkpoint(path: Path, fingerprint: dict, what: str) -> dict:
     return state
 
 
-def _progress(total, initial, quiet):
+def _progress(total, initial, quiet, desc="train gmm"):
     if quiet or not sys.stderr.isatty():
         return None
     try:
         from tqdm import tqdm
     except ImportError:  # pragma: no cover - tqdm ships with the torch extra
         return None
-    return tqdm(total=total, initial=initial, desc="train gmm", leave=False)
+    return tqdm(total=total, initial=initial, desc=desc, leave=False)
 
 
 def _step_loss(model, x0, ts_alpha, ts_sigma, t_idx, eps):
@@ -349,7 +350,6 @@ def train_gmm(train, M: int, *, steps: int = 50_000, n_noise: int = 100, peak_lr
                 bar.update(1)
             done = s + 1
             if ck is not None and (done % checkpoint_every == 0 or done == cfg.steps):
-                ck.parent.mkdir(parents=True, exist_ok=True)
                 _atomic_save({"fingerprint": fingerprint, "model": model.state_dict(), "opt": opt.state_dict(),
                               "ema": [e.cpu() for e in ema_state], "gen": gen.get_state(),
                               "init_index": init_index, "losses": losses, "logged": logged, "step": done}, ck)

@@ -22,7 +22,6 @@ The same ``W``, data and exact ``U, V, U~, V~`` come from :func:`memlab.numerics
 from __future__ import annotations
 
 import math
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,9 +30,10 @@ import numpy as np
 import torch
 
 from ..numerics.rf_curves import closed_form_curves, eigen_model
+from ..numerics.rf_gd import exact_losses, stability_bound
 from ..numerics.rf_matrices import true_feature_matrices
 from ..theory import _checks
-from .gmm_torch import _atomic_save, _dtype, load_checkpoint, resolve_device
+from .gmm_torch import _atomic_save, _dtype, _progress, load_checkpoint, resolve_device
 
 __all__ = ["RFTrainResult", "train_rf"]
 
@@ -156,7 +156,7 @@ def train_rf(psi_p: float, psi_n: float, t: float, taus, *, d: int = 20, optimiz
     dl = c.delta_t
     lam_max = float(np.linalg.eigvalsh(mats.U)[-1])
     pp = p / d
-    bound = pp / (dl * lam_max)
+    bound = stability_bound(pp, dl, lam_max)
     if optimizer == "gd":
         delta_tau = 1e-2 * pp / dl if delta_tau is None else _checks.positive_float("delta_tau", delta_tau)
         if delta_tau >= bound:
@@ -204,9 +204,7 @@ def train_rf(psi_p: float, psi_n: float, t: float, taus, *, d: int = 20, optimiz
             tr_mc, tr_se = _mean_se(sq * (Bd @ feats(Xt[None] + sq * xi_tr)) + xi_tr)
             te_mc, te_se = _mean_se(sq * (Bd @ feats(math.exp(-t) * x_te + sq * xi_te)) + xi_te)
             sc_mc, sc_se = _mean_se(Bd @ feats(y_sc) + y_sc / gamma_t ** 2)
-        Bn = Bd.detach().cpu().numpy().astype(np.float64)
-        tr = 1.0 + dl / d * float(np.sum((Bn @ mats.U) * Bn)) + 2.0 * sq / d * float(np.sum(Bn * mats.V.T))
-        te = 1.0 + dl / d * float(np.sum((Bn @ mats.U_tilde) * Bn)) + 2.0 * sq / d * float(np.sum(Bn * mats.V_tilde.T))
+        tr, te = exact_losses(Bd.detach().cpu().numpy().astype(np.float64), mats)
         return tr_mc, te_mc, sc_mc, tr, te, tr_se, te_se, sc_se
 
     inputs = {"psi_p": psi_p, "psi_n": psi_n, "t": float(t), "d": d, "p": p, "n": n, "optimizer": optimizer,
@@ -223,13 +221,7 @@ def train_rf(psi_p: float, psi_n: float, t: float, taus, *, d: int = 20, optimiz
         gen.set_state(state["gen"])
         rows, start = list(state["rows"]), int(state["done"])
     resumed = start
-    bar = None
-    if not quiet and sys.stderr.isatty():
-        try:
-            from tqdm import tqdm
-            bar = tqdm(total=int(steps[-1]), initial=start, desc="train rf", leave=False)
-        except ImportError:  # pragma: no cover
-            bar = None
+    bar = _progress(int(steps[-1]), start, quiet, "train rf")
     t0 = time.perf_counter()
     done = start
     try:
@@ -250,7 +242,6 @@ def train_rf(psi_p: float, psi_n: float, t: float, taus, *, d: int = 20, optimiz
                                          f" losses {row}; reduce delta_tau / lr (GD bound {bound:.4g})")
             rows.append(row)
             if ck is not None:
-                ck.parent.mkdir(parents=True, exist_ok=True)
                 _atomic_save({"fingerprint": fingerprint, "B": B.detach().cpu(), "opt": opt.state_dict(),
                               "gen": gen.get_state(), "rows": rows, "done": done}, ck)
     finally:

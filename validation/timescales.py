@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from ..theory import _checks
+from .gmm_sweep import _write_json_atomic
 
 __all__ = ["TimescaleStudy", "timescale_study", "read_tau_gen", "read_tau_plateau", "read_tau_mem", "fit_linear", "ladder_checkpoints",
            "save_study", "study_from_json"]
@@ -295,7 +295,7 @@ def timescale_study(ns, *, steps: int | None = None, width: int = 128, device=No
                          f"checkpoints; raise steps or n_checkpoints (or pass scale_steps=False)")
     base = {"d": d, "width": width, "optimizer": optimizer, "lr": float(lr), "momentum": float(momentum),
             "n_gen": n_gen, "sample_steps": sample_steps, "score_step": score_step, "n_score": n_score,
-            "fthr": fthr, "seed": seed, "data_seed": data_seed, "dtype": dtype}
+            "seed": seed, "data_seed": data_seed, "dtype": dtype}
     tasks = []
     for n in ns:
         s = dict(base, steps=ck[n][-1], checkpoints=ck[n])
@@ -311,7 +311,7 @@ def timescale_study(ns, *, steps: int | None = None, width: int = 128, device=No
     else:
         done = list(executor.map(_study_task, order))
     runs = sorted(done, key=lambda r: r["n"])
-    settings = dict(base, steps=steps, scale_steps=scale_steps, n_checkpoints=n_checkpoints,
+    settings = dict(base, fthr=fthr, steps=steps, scale_steps=scale_steps, n_checkpoints=n_checkpoints,
                     first_checkpoint=first_checkpoint, ns=ns)
     diag = {"wall_s": time.perf_counter() - t0, "device": dev,
             "train_wall_s": {str(r["n"]): r["diagnostics"]["wall_s"] for r in runs}}
@@ -321,18 +321,12 @@ def timescale_study(ns, *, steps: int | None = None, width: int = 128, device=No
     return study
 
 
-def _json_atomic(path: Path, obj):
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=1))
-    os.replace(tmp, path)
-
-
 def save_study(study: TimescaleStudy, out) -> Path:
     """Write ``study.json`` (all curves, read-offs, fits, settings) into ``out``."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     p = out / "study.json"
-    _json_atomic(p, study.to_dict())
+    _write_json_atomic(p, study.to_dict())
     return p
 
 
