@@ -1,4 +1,4 @@
-"""Benchmark: random-features learning curves, closed form vs gradient-descent simulation (issue 4).
+"""Benchmark: random-features learning curves, closed form vs gradient-descent simulation.
 
 Workload: d = 100, psi_p = 64, psi_n = 8 (p = 6400, n = 800), t = 0.1, tanh, sigma_x = 1; 400 training
 times log-spaced from 1e-2 to 1e6 (units ``tau = k eta / d^2``).
@@ -33,8 +33,9 @@ import time
 import numpy as np
 
 from memlab.numerics.rf_curves import closed_form_curves, eigen_model
-from memlab.numerics.rf_gd import _gd_exact_steps, _gd_fresh_steps, stability_bound
+from memlab.numerics.rf_gd import gd_exact_steps, gd_fresh_steps, stability_bound
 from memlab.numerics.rf_matrices import gep_matrices, true_feature_matrices
+from memlab.theory.rf_model import RFModel
 
 D, PSI_P, PSI_N, T = 100, 64.0, 8.0, 0.1
 TAUS = np.geomspace(1e-2, 1e6, 400)
@@ -43,11 +44,11 @@ TAUS = np.geomspace(1e-2, 1e6, 400)
 def compile_time_fresh_cache() -> float:
     code = ("import time, numpy as np\n"
             "t0 = time.perf_counter()\n"
-            "from memlab.numerics.rf_gd import _gd_exact_steps, _gd_fresh_steps\n"
+            "from memlab.numerics.rf_gd import gd_exact_steps, gd_fresh_steps\n"
             "B = np.zeros((3, 5)); U = np.eye(5); V = np.ones((3, 5))\n"
-            "_gd_exact_steps(B, U, V, 0.1, 0.1, 2)\n"
+            "gd_exact_steps(B, U, V, 0.1, 0.1, 2)\n"
             "W = np.ones((5, 3)); X = np.ones((3, 4)); xi = np.ones((2, 3, 4))\n"
-            "_gd_fresh_steps(B, W, X, xi, 0.5, 0.1, 0, 0.0)\n"
+            "gd_fresh_steps(B, W, X, xi, 0.5, 0.1, 0, 0.0)\n"
             "print(time.perf_counter() - t0)\n")
     with tempfile.TemporaryDirectory() as tmp:
         env = dict(os.environ, NUMBA_CACHE_DIR=tmp)
@@ -64,13 +65,14 @@ def main():
     ap.add_argument("--steps", type=int, default=10, help="GD steps timed per variant (default 10)")
     ap.add_argument("--features", action="store_true", help="also time the closed form on the true features")
     args = ap.parse_args()
-    p, n = int(PSI_P * D), int(PSI_N * D)
+    model = RFModel(PSI_P, PSI_N, T, d=D)
+    n, p, _ = model.sizes()
     print(f"workload: d={D}, p={p}, n={n}, t={T:g}, tanh; 400 tau points in [1e-2, 1e6]; {os.cpu_count()} CPU cores")
     print(f"numba compile time of the GD kernels (fresh cache, incl. imports): {compile_time_fresh_cache():.2f} s")
 
     # ---- closed form on the Gaussian-equivalent model (the package's method="gep") ----
     t0 = time.perf_counter()
-    mats = gep_matrices(n, p, D, T, seed=0, dense=False)
+    mats = gep_matrices(model, dense=False)
     t_mats = time.perf_counter() - t0
     t0 = time.perf_counter()
     em = eigen_model(mats)
@@ -86,7 +88,7 @@ def main():
 
     if args.features:
         t0 = time.perf_counter()
-        tf = true_feature_matrices(n, p, D, T, seed=0, k_max=120, n_nodes=128, tol=1e-10)
+        tf = true_feature_matrices(model, k_max=120, n_nodes=128, tol=1e-10)
         t_tf = time.perf_counter() - t0
         t0 = time.perf_counter()
         emf = eigen_model(tf)
@@ -96,7 +98,7 @@ def main():
               f"= {t_tf + t_tf_eig:.1f} s")
 
     # ---- GD simulation on the same model (dense U needed: p x p) ----
-    dense = gep_matrices(n, p, D, T, seed=0, dense=True)
+    dense = gep_matrices(model, dense=True)
     c = dense.constants
     dl, sq = c.delta_t, math.sqrt(c.delta_t)
     lam_max = float(em.lam.max())
@@ -106,10 +108,10 @@ def main():
     results = {}
     for label, dtau in (("default step 1e-2 psi_p/Delta_t", 1e-2 * PSI_P / dl), ("0.9 x stability bound", 0.9 * bound)):
         B = np.zeros((D, p))
-        _gd_exact_steps(B.copy(), U, VT, 0.0, 0.0, 1)                    # warm (cache load)
+        gd_exact_steps(B.copy(), U, VT, 0.0, 0.0, 1)                    # warm (cache load)
         coef_u, coef_v = 2.0 * dl * dtau / PSI_P, 2.0 * sq * dtau / PSI_P
         t0 = time.perf_counter()
-        _gd_exact_steps(B, U, VT, coef_u, coef_v, args.steps)
+        gd_exact_steps(B, U, VT, coef_u, coef_v, args.steps)
         per_step = (time.perf_counter() - t0) / args.steps
         n_total = math.ceil(TAUS[-1] / dtau)
         # agreement of the timed iterates with the discrete-GD closed form at step args.steps
@@ -129,9 +131,9 @@ def main():
     coef = 2.0 * sq * dtau / (n * PSI_P)
     xi = rng.standard_normal((args.steps, D, n))
     B = np.zeros((D, p))
-    _gd_fresh_steps(B.copy(), W_bar, Xt, xi[:1], sq, coef, 0, 0.0)
+    gd_fresh_steps(B.copy(), W_bar, Xt, xi[:1], sq, coef, 0, 0.0)
     t0 = time.perf_counter()
-    _gd_fresh_steps(B, W_bar, Xt, xi, sq, coef, 0, 0.0)
+    gd_fresh_steps(B, W_bar, Xt, xi, sq, coef, 0, 0.0)
     per_fresh = (time.perf_counter() - t0) / args.steps
     n_total = math.ceil(TAUS[-1] / dtau)
     print(f"GD fresh noise, default step: {per_fresh * 1e3:.0f} ms/step (measured over {args.steps} steps), "

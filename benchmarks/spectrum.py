@@ -30,7 +30,7 @@ import numpy as np
 from scipy.optimize import root
 
 from memlab.numerics.rf_spectrum import solve_stieltjes
-from memlab.theory.gep import gep_constants
+from memlab.theory.rf_model import RFModel
 from memlab.theory.rf_symbolic import derive_rf
 
 PSI_P, PSI_N, T, EPS = 64.0, 8.0, 0.01, 1e-9
@@ -60,10 +60,9 @@ def baseline_point(lam, c, res_fn):
 def compile_time_fresh_cache() -> float:
     code = ("import time, numpy as np\n"
             "t0 = time.perf_counter()\n"
+            "from memlab import RFModel\n"
             "from memlab.numerics.rf_spectrum import solve_stieltjes\n"
-            "from memlab.theory.gep import gep_constants\n"
-            "c = gep_constants(0.01)\n"
-            "solve_stieltjes(np.linspace(0.1, 1, 40), psi_p=64.0, psi_n=8.0, constants=c)\n"
+            "solve_stieltjes(RFModel(64, 8, 0.01), np.linspace(0.1, 1, 40))\n"
             "print(time.perf_counter() - t0)\n")
     with tempfile.TemporaryDirectory() as tmp:
         env = dict(os.environ, NUMBA_CACHE_DIR=tmp)
@@ -75,7 +74,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="time the baseline on 40 of the 400 points")
     args = ap.parse_args()
-    c = gep_constants(T)
+    model = RFModel(PSI_P, PSI_N, T)
+    c = model.constants
     lams = c.s_t2 + np.geomspace(1e-4, 60.0, 400)
     print(f"workload: psi_p={PSI_P:g}, psi_n={PSI_N:g}, t={T:g}, tanh; 400 lambda points; eps={EPS:g}; "
           f"{os.cpu_count()} CPU cores")
@@ -83,12 +83,12 @@ def main():
     print(f"numba compile time (fresh cache, incl. imports): {t_compile:.2f} s")
 
     t0 = time.perf_counter()
-    solve_stieltjes(lams, psi_p=PSI_P, psi_n=PSI_N, constants=c, eps=EPS)
+    solve_stieltjes(model, lams, eps=EPS)
     print(f"first call in this process (cache load): {time.perf_counter() - t0:.3f} s")
     reps = 20
     t0 = time.perf_counter()
     for _ in range(reps):
-        ours = solve_stieltjes(lams, psi_p=PSI_P, psi_n=PSI_N, constants=c, eps=EPS)
+        ours = solve_stieltjes(model, lams, eps=EPS)
     t_ours = (time.perf_counter() - t0) / reps
     print(f"ours: {t_ours * 1e3:.2f} ms per 400-point spectrum (mean of {reps}); "
           f"{int(ours.n_iter.sum())} Newton iterations, {int(ours.full_ladder.sum())} full ladders, "

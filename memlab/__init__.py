@@ -5,37 +5,36 @@ Public facade.  The layers live in :mod:`memlab.theory` (sympy derivations, clos
 optional, imported lazily).  ``import memlab`` never imports torch.
 """
 
+from .io import load_points
 from .numerics import (ExcessLosses, GMMData, GMMDenoiser, LossResult, SampleResult, ddim_sample,
                        generalizing_denoiser, gmm_denoiser, gmm_excess_losses, memorizing_denoiser,
-                       pmem_denoiser, sample_gmm, training_loss)
-from .numerics.empirical import EmpiricalDenoiser, EmpiricalSamples, optimal_denoiser, sample_optimal
-from .numerics.memorization import (EMMResult, MemorizationResult, NearestTwo, estimate_emm, load_points,
+                       optimal_denoiser, pmem_denoiser, sample_gmm, sample_optimal, training_loss)
+from .numerics.memorization import (EMMResult, MemorizationResult, NearestTwo, estimate_emm,
                                     memorization_fraction, nearest_two)
-from .numerics.rf_matrices import GEPMatrices, TrueFeatureMatrices, gep_matrices, true_feature_matrices
-from .numerics.rf_curves import LearningCurves, ReadOff, read_off_timescales
+from .numerics.rf_curves import CurveReadOff, LearningCurves, read_off_timescales
 from .numerics.rf_gd import GDResult, simulate_gd
 from .numerics.rf_learning import PhaseDiagram, rf_learning_curves, rf_phase_diagram
+from .numerics.rf_matrices import GEPMatrices, TrueFeatureMatrices, gep_matrices, true_feature_matrices
 from .numerics.rf_spectrum import SpectrumResult, rf_spectrum
 from .numerics.timescales import TimescalesResult, predict_timescales
 from .theory import paper_grid
+from .theory.checks import MemlabValidityWarning
+from .theory.crossover import WEIGHTINGS, MStarResult, derive_crossover, predict_mstar
 from .theory.gep import GEPConstants, gep_constants
+from .theory.rf_model import RFModel
 from .theory.rf_symbolic import derive_rf
-from .theory._checks import MemlabValidityWarning
-from .theory.crossover import MStarResult, derive_crossover, predict_mstar
 
 __version__ = "0.1.0"
 
-__all__ = ["predict_mstar", "MStarResult", "derive_crossover", "gmm_excess_losses", "ExcessLosses",
-           "training_loss", "LossResult", "sample_gmm", "GMMData", "GMMDenoiser", "gmm_denoiser",
-           "generalizing_denoiser", "memorizing_denoiser", "pmem_denoiser", "ddim_sample",
-           "SampleResult", "paper_grid", "rf_spectrum", "SpectrumResult",
+__all__ = ["predict_mstar", "MStarResult", "derive_crossover", "WEIGHTINGS", "gmm_excess_losses",
+           "ExcessLosses", "training_loss", "LossResult", "sample_gmm", "GMMData", "GMMDenoiser", "gmm_denoiser",
+           "generalizing_denoiser", "memorizing_denoiser", "pmem_denoiser", "optimal_denoiser", "ddim_sample",
+           "sample_optimal", "SampleResult", "paper_grid", "RFModel", "rf_spectrum", "SpectrumResult",
            "predict_timescales", "TimescalesResult", "gep_constants", "GEPConstants", "gep_matrices", "GEPMatrices",
            "true_feature_matrices", "TrueFeatureMatrices", "derive_rf", "rf_learning_curves", "LearningCurves",
-           "rf_phase_diagram", "PhaseDiagram", "read_off_timescales", "ReadOff", "simulate_gd", "GDResult", "MemlabValidityWarning", "cite",
-           "memorization_fraction", "MemorizationResult", "nearest_two", "NearestTwo", "estimate_emm",
-           "EMMResult", "load_points", "optimal_denoiser", "EmpiricalDenoiser", "sample_optimal",
-           "EmpiricalSamples",
-           "__version__"]
+           "rf_phase_diagram", "PhaseDiagram", "read_off_timescales", "CurveReadOff", "simulate_gd", "GDResult",
+           "MemlabValidityWarning", "cite", "memorization_fraction", "MemorizationResult", "nearest_two",
+           "NearestTwo", "estimate_emm", "EMMResult", "load_points", "__version__"]
 
 _CITATIONS = """\
 @article{buchanan2025edge,

@@ -1,16 +1,14 @@
 """memlab.numerics: numba-accelerated evaluation of the theory (no torch here)."""
 
-from .gmm import (GMMData, GMMDenoiser, eps_to_x0, generalizing_denoiser, gmm_denoiser,
-                  memorizing_denoiser, pmem_denoiser, sample_gmm, x0_to_eps)
+from .gmm import (GMMData, GMMDenoiser, eps_to_x0, generalizing_denoiser, gmm_denoiser, memorizing_denoiser,
+                  optimal_denoiser, pmem_denoiser, sample_gmm, x0_to_eps)
 from .losses import ExcessLosses, LossResult, gmm_excess_losses, per_draw_losses, training_loss
-from .sampler import SampleResult, ddim_sample
-from .empirical import EmpiricalDenoiser, EmpiricalSamples, optimal_denoiser, sample_optimal
 from .memorization import (EMMResult, MemorizationResult, NearestTwo, bootstrap_ci, estimate_emm,
-                           find_duplicates, load_points, memorization_fraction, memorized_mask, nearest_two)
+                           find_duplicates, memorization_fraction, memorized_mask, nearest_two)
+from .sampler import SampleResult, ddim_sample, sample_optimal
 
 __all__ = ["GMMData", "GMMDenoiser", "eps_to_x0", "generalizing_denoiser", "gmm_denoiser",
-           "memorizing_denoiser", "pmem_denoiser", "sample_gmm", "x0_to_eps", "ExcessLosses",
+           "memorizing_denoiser", "optimal_denoiser", "pmem_denoiser", "sample_gmm", "x0_to_eps", "ExcessLosses",
            "LossResult", "gmm_excess_losses", "per_draw_losses", "training_loss", "SampleResult",
-           "ddim_sample", "EmpiricalDenoiser", "EmpiricalSamples", "optimal_denoiser", "sample_optimal",
-           "EMMResult", "MemorizationResult", "NearestTwo", "bootstrap_ci", "estimate_emm", "find_duplicates",
-           "load_points", "memorization_fraction", "memorized_mask", "nearest_two"]
+           "ddim_sample", "sample_optimal", "EMMResult", "MemorizationResult", "NearestTwo", "bootstrap_ci",
+           "estimate_emm", "find_duplicates", "memorization_fraction", "memorized_mask", "nearest_two"]

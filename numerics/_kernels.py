@@ -7,7 +7,7 @@ Two routes compute the softmax weights ``p_i = softmax(w)_i``, ``w_i = -||x - al
 with ``D_t = alpha_t^2 sigma^2 + sigma_t^2``:
 
 * :func:`denoise_direct` forms every squared distance from the difference vector and returns both the
-  x0 prediction and the epsilon prediction in the residual form of spec section 2 (no subtraction of
+  x0 prediction and the epsilon prediction in the residual form of docs/theory/capacity_crossover.md §2 (no subtraction of
   nearly equal vectors).  It is the reference route, used for sampling and the public ``denoise``.
 * :func:`mc_losses` is the fast route for Monte Carlo losses.  Squared distances come from a blocked
   GEMM expansion ``||x||^2 - 2 alpha x.mu + alpha^2 ||mu||^2``; every entry whose weight is within
@@ -72,7 +72,7 @@ def exp_shifted(w, shift, n, out, bits):
 
 @njit(cache=True)
 def denoise_direct(x, mu, alpha, sig, sigma2, out_x0, out_eps):
-    """Isotropic GMM denoiser, direct difference-vector route (spec section 2).
+    """Isotropic GMM denoiser, direct difference-vector route (docs/theory/capacity_crossover.md §2).
 
     x: (B, d) noisy points; mu: (M, d) means; alpha, sig: alpha_t, sigma_t; sigma2 >= 0: shared variance.
     Writes the x0 prediction ``sum_i p_i (mu_i + a s2/D (x - a mu_i))`` and the epsilon prediction

@@ -1,4 +1,4 @@
-"""Private numba kernels of the nearest-two search (spec rf_timescales.md 8.1, gmm_laboratory.md 5).
+"""Private numba kernels of the nearest-two search (docs/theory/memorization_metrics.md §2).
 
 The public wrapper (:func:`memlab.numerics.memorization.nearest_two`) forms ``G = X_b Y_c^T`` with BLAS
 (float32 or float64) block by block; :func:`scan_block` turns each block into squared distances by the

@@ -19,7 +19,7 @@ OK, NO_CONV, BRANCH, NONFINITE, SPURIOUS = 0, 1, 2, 3, 4
 
 
 @njit(cache=True, error_model="numpy")
-def _system(q, r, s, z, thetas, omegas, pp, pn, aE, b2, v2, s2):
+def system(q, r, s, z, thetas, omegas, pp, pn, aE, b2, v2, s2):
     F1 = s + 0j
     F2 = r + 0j
     j1q = 0j
@@ -68,7 +68,7 @@ def _newton(q, r, s, z, thetas, omegas, pp, pn, aE, b2, v2, s2, sx2, max_iter, t
     eps = z.imag
     it = 0
     for it in range(1, max_iter + 1):
-        F1, F2, F3, a, b, d, e, g, h, i = _system(q, r, s, z, thetas, omegas, pp, pn, aE, b2, v2, s2)
+        F1, F2, F3, a, b, d, e, g, h, i = system(q, r, s, z, thetas, omegas, pp, pn, aE, b2, v2, s2)
         # J = [[a, b, 1], [d, e, 0], [g, h, i]];  solve J dx = -F by Cramer's rule
         det = a * (e * i) - b * (d * i) + (d * h - e * g)
         if det == 0:
@@ -205,9 +205,3 @@ def solve_grid(lams, eps_mins, eps0, thetas, omegas, pp, pn, aE, b2, v2, s2, sx2
             have_prev = st == OK
             qp, rp, sp = q, r, s
     return Q, Rr, Ss, status, iters, resid, full
-
-
-@njit(cache=True, error_model="numpy")
-def solve_point(z, q, r, s, thetas, omegas, pp, pn, aE, b2, v2, s2, sx2, max_iter, tol):
-    """Plain Newton at one complex ``z`` from a given start (used by tests and the peak weight)."""
-    return _newton(q, r, s, z, thetas, omegas, pp, pn, aE, b2, v2, s2, sx2, max_iter, tol)

@@ -2,8 +2,10 @@
 
 Data model (Eq. 10): ``pi_* = (1/K) sum_k N(mu_*^k, sigma_*^2 I_d)`` with means uniform on the sphere
 of radius ``sqrt(d)``.  Denoisers are instances of the isotropic shared-variance GMM denoiser
-(Eqs. 14-15) evaluated by the numba kernels of :mod:`memlab.numerics._kernels` with a stable
-log-sum-exp that stays exact at t = 0.001.
+(Eqs. 14-15) evaluated by the numba kernels of memlab's numerics layer with a stable log-sum-exp that stays
+exact at t = 0.001.  The same class, with ``sigma^2 = 0`` and the training points as means, is the optimal
+empirical denoiser under any of memlab's noise schedules (:func:`optimal_denoiser`;
+docs/theory/memorization_metrics.md §5): one class over one kernel.
 """
 
 from __future__ import annotations
@@ -12,11 +14,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..theory import _checks, grid
+from ..theory import checks, grid
+from ..theory.schedules import check_schedule, schedule_alpha_sigma
 from . import _kernels
 
 __all__ = ["GMMData", "GMMDenoiser", "sample_gmm", "gmm_denoiser", "generalizing_denoiser",
-           "memorizing_denoiser", "pmem_denoiser", "eps_to_x0", "x0_to_eps"]
+           "memorizing_denoiser", "pmem_denoiser", "optimal_denoiser", "pmem_subset", "eps_to_x0", "x0_to_eps",
+           "exp_nonpositive"]
 
 
 @dataclass(frozen=True)
@@ -91,12 +95,12 @@ def sample_gmm(N: int, d: int, K: int, *, sigma2: float = 1.0, n_heldout: int = 
     >>> data.train.shape, bool(np.allclose(np.linalg.norm(data.means, axis=1), np.sqrt(5)))
     ((20, 5), True)
     """
-    N = _checks.positive_int("N", N)
-    d = _checks.positive_int("d", d)
-    K = _checks.positive_int("K", K)
-    sigma2 = _checks.positive_float("sigma2", sigma2)
-    n_heldout = _checks.positive_int("n_heldout", n_heldout)
-    seed = _checks.positive_int("seed", seed, minimum=0)
+    N = checks.positive_int("N", N)
+    d = checks.positive_int("d", d)
+    K = checks.positive_int("K", K)
+    sigma2 = checks.positive_float("sigma2", sigma2)
+    n_heldout = checks.positive_int("n_heldout", n_heldout)
+    seed = checks.positive_int("seed", seed, minimum=0)
     rng = np.random.default_rng(seed)
     g = rng.standard_normal((K, d))
     means = np.sqrt(d) * g / np.linalg.norm(g, axis=1, keepdims=True)
@@ -111,13 +115,13 @@ def sample_gmm(N: int, d: int, K: int, *, sigma2: float = 1.0, n_heldout: int = 
 
 @dataclass(frozen=True)
 class GMMDenoiser:
-    """Isotropic shared-variance GMM denoiser (arXiv:2508.17689v1, Eqs. 14-15).
+    """Isotropic shared-variance GMM denoiser (arXiv:2508.17689v1, Eqs. 14-15) under a noise schedule.
 
     ``xbar(t, x) = sum_i p_i (mu_i + alpha_t sigma^2 / D_t (x - alpha_t mu_i))`` with
     ``D_t = alpha_t^2 sigma^2 + sigma_t^2`` and ``p = softmax(-||x - alpha_t mu_i||^2 / (2 D_t))``;
-    weights fixed at 1/M.  Special cases (spec section 2): generalizing (true means, ``sigma_*^2``),
-    memorizing (all training points, 0), partially memorizing (M training points, 0), trainable
-    (any means and ``sigma^2 >= 0``).
+    weights fixed at 1/M.  Special cases (docs/theory/capacity_crossover.md §2): generalizing (true means,
+    ``sigma_*^2``), memorizing (all training points, 0), partially memorizing (M training points, 0), trainable
+    (any means and ``sigma^2 >= 0``), and the optimal empirical denoiser of any schedule (training points, 0).
 
     Attributes
     ----------
@@ -126,18 +130,23 @@ class GMMDenoiser:
         Shared component variance ``sigma^2 >= 0``.
     name : str
         Label used in plots and reports.
+    schedule : str
+        ``"gmm"`` (the laboratory's ``alpha_t = sqrt(1 - t^2)``, ``sigma_t = t``; default), ``"ou"``, ``"edm"``
+        or ``"vp"`` (:mod:`memlab.theory.schedules`).
     """
 
     means: np.ndarray
     sigma2: float = 0.0
     name: str = "gmm"
+    schedule: str = "gmm"
 
     def __post_init__(self):
-        mu = _checks.finite_array("means", self.means, ndim=2)
+        mu = checks.finite_array("means", self.means, ndim=2)
         if mu.shape[0] < 1 or mu.shape[1] < 1:
             raise ValueError(f"means must have shape (M, d) with M, d >= 1 (got {mu.shape})")
         object.__setattr__(self, "means", np.ascontiguousarray(mu))
-        object.__setattr__(self, "sigma2", _checks.positive_float("sigma2", self.sigma2, allow_zero=True))
+        object.__setattr__(self, "sigma2", checks.positive_float("sigma2", self.sigma2, allow_zero=True))
+        object.__setattr__(self, "schedule", check_schedule(self.schedule))
 
     @property
     def M(self) -> int:
@@ -147,21 +156,30 @@ class GMMDenoiser:
     def d(self) -> int:
         return self.means.shape[1]
 
+    def coefficients(self, t):
+        """``(alpha_t, sigma_t)`` of the schedule at a scalar time ``t`` (``sigma_t > 0`` required)."""
+        if self.schedule == "gmm":
+            t = checks.unit_time("t", t)
+        a, s = (float(v) for v in schedule_alpha_sigma(self.schedule, t))
+        if s <= 0.0:
+            raise ValueError(f"t must be > 0 for the denoiser (sigma_t = 0 at t = {t!r})")
+        return a, s
+
     def predict(self, t, x):
         """Return ``(x0_hat, eps_hat)`` at time ``t`` for points ``x`` of shape (d,) or (B, d).
 
         ``eps_hat`` uses the residual form ``sigma_t / D_t sum_i p_i (x - alpha_t mu_i)`` (no
         cancellation at small t); ``x0_hat`` is the posterior mean of Eq. 14.
         """
-        t = _checks.unit_time("t", t)
-        xa = _checks.finite_array("x", x)
+        a, s = self.coefficients(t)
+        xa = checks.finite_array("x", x)
         single = xa.ndim == 1
         xb = np.ascontiguousarray(xa.reshape(1, -1) if single else xa)
         if xb.ndim != 2 or xb.shape[1] != self.d:
             raise ValueError(f"x must have shape (d,) or (B, d) with d = {self.d} (got {xa.shape})")
         out_x0 = np.empty_like(xb)
         out_eps = np.empty_like(xb)
-        _kernels.denoise_direct(xb, self.means, float(grid.alpha(t)), t, self.sigma2, out_x0, out_eps)
+        _kernels.denoise_direct(xb, self.means, a, s, self.sigma2, out_x0, out_eps)
         if single:
             return out_x0[0], out_eps[0]
         return out_x0, out_eps
@@ -171,8 +189,12 @@ class GMMDenoiser:
         return self.predict(t, x)[0]
 
     def eps(self, t, x):
-        """Noise (epsilon) prediction in residual form (spec section 2, ε output)."""
+        """Noise (epsilon) prediction in residual form (docs/theory/capacity_crossover.md §2)."""
         return self.predict(t, x)[1]
+
+    def score(self, t, x):
+        """Score ``(alpha_t xbar - x) / sigma_t^2 = -eps_hat / sigma_t`` (Tweedie, arXiv:2508.17689v1 Eq. 5)."""
+        return -self.predict(t, x)[1] / self.coefficients(t)[1]
 
     __call__ = x0
 
@@ -189,19 +211,19 @@ def generalizing_denoiser(data: GMMData) -> GMMDenoiser:
 
 def memorizing_denoiser(train) -> GMMDenoiser:
     """MMSE denoiser of the empirical measure (Eqs. 8-9): all N training points, sigma^2 = 0."""
-    return GMMDenoiser(np.asarray(train, dtype=np.float64), 0.0, "memorizing")
+    return GMMDenoiser(checks.finite_array("train", train, ndim=2), 0.0, "memorizing")
 
 
 def pmem_subset(N: int, M: int, *, subset: str = "first", seed: int | None = None) -> np.ndarray:
     """Indices of the M memorized points: the first M, or a seeded random subset (nested in M)."""
-    N = _checks.positive_int("N", N)
-    M = _checks.positive_int("M", M)
+    N = checks.positive_int("N", N)
+    M = checks.positive_int("M", M)
     if M > N:
         raise ValueError(f"M must satisfy 1 <= M <= N = {N} (got {M})")
     if subset == "first":
         return np.arange(M)
     if subset == "random":
-        seed = 0 if seed is None else _checks.positive_int("seed", seed, minimum=0)
+        seed = 0 if seed is None else checks.positive_int("seed", seed, minimum=0)
         return np.random.default_rng(seed).permutation(N)[:M]
     raise ValueError(f"subset must be 'first' or 'random' (got {subset!r})")
 
@@ -212,18 +234,45 @@ def pmem_denoiser(train, M: int, *, subset: str = "first", seed: int | None = No
     ``subset="first"`` (the paper's choice) or ``"random"`` (seeded; equivalent in distribution).
     With M = N it is the memorizing denoiser.
     """
-    train = _checks.finite_array("train", train, ndim=2)
+    train = checks.finite_array("train", train, ndim=2)
     idx = pmem_subset(train.shape[0], M, subset=subset, seed=seed)
     return GMMDenoiser(train[idx], 0.0, f"pmem(M={len(idx)})")
 
 
+def optimal_denoiser(train, schedule: str = "gmm") -> GMMDenoiser:
+    """The optimal (empirical) denoiser of ``train`` under ``schedule``: the MMSE denoiser of the empirical
+    measure, ``sigma^2 = 0`` and every training point a mean (docs/theory/memorization_metrics.md §5).
+
+    Sampling with it returns training points, so its samples are memorized by construction (Gu et al.
+    arXiv:2310.02664 Sec. 2; arXiv:2505.17638 Sec. 1).
+    """
+    train = checks.finite_array("train", train, ndim=2)
+    return GMMDenoiser(train, 0.0, "optimal", schedule)
+
+
 def x0_to_eps(t, x, x0_hat):
-    """``eps_hat = (x - alpha_t x0_hat) / sigma_t`` (spec section 2; loses digits at small t)."""
-    t = _checks.unit_time("t", t)
+    """``eps_hat = (x - alpha_t x0_hat) / sigma_t`` (docs/theory/capacity_crossover.md §2; loses digits at
+    small t)."""
+    t = checks.unit_time("t", t)
     return (np.asarray(x, dtype=np.float64) - grid.alpha(t) * np.asarray(x0_hat, dtype=np.float64)) / t
 
 
 def eps_to_x0(t, x, eps_hat):
-    """``x0_hat = (x - sigma_t eps_hat) / alpha_t`` (spec section 2)."""
-    t = _checks.unit_time("t", t)
+    """``x0_hat = (x - sigma_t eps_hat) / alpha_t`` (docs/theory/capacity_crossover.md §2)."""
+    t = checks.unit_time("t", t)
     return (np.asarray(x, dtype=np.float64) - t * np.asarray(eps_hat, dtype=np.float64)) / grid.alpha(t)
+
+
+def exp_nonpositive(x) -> np.ndarray:
+    """``exp(x)`` for ``x <= 0`` as the denoiser kernels compute their softmax weights (docs/theory/capacity_crossover.md §2).
+
+    A branch-free Cody-Waite reduction with a degree-13 polynomial that the compiler vectorises, within 1 ulp of
+    the exact value; arguments below -708 give exactly 0 (their weight is below 1e-307 of the maximum).
+    """
+    x = np.asarray(x, dtype=np.float64)
+    if np.any(np.isnan(x)) or np.any(x > 0):
+        raise ValueError("x must be <= 0 and not NaN (the kernels shift every exponent by its maximum; -inf gives 0)")
+    flat = np.ascontiguousarray(x, dtype=np.float64).reshape(-1)
+    out = np.empty_like(flat)
+    _kernels.exp_shifted(flat, 0.0, flat.size, out, np.empty(flat.size, dtype=np.int64))
+    return out.reshape(np.shape(x))

@@ -3,7 +3,7 @@
 ``L_{N,t}(xbar) = (1/N) sum_i E_Z ||xbar(t, alpha_t x^i + sigma_t Z) - x^i||^2`` with the squared norm
 summed over the d coordinates ("x0 units").  Denoisers that are compared see the same (i, Z) draws
 (common random numbers), so excess losses are averages of per-draw differences, and the standard
-error conditional on the data is ``SE = (1/N) sqrt(sum_i s_i^2 / n_noise)`` (spec section 3).
+error conditional on the data is ``SE = (1/N) sqrt(sum_i s_i^2 / n_noise)`` (docs/theory/capacity_crossover.md §3).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..theory import _checks, crossover, grid
+from ..theory import checks, crossover, grid
 from . import _kernels
 from .gmm import GMMDenoiser, pmem_subset, sample_gmm
 
@@ -25,7 +25,7 @@ _NOISE_CHUNK_BYTES = 64 << 20
 
 
 def mc_standard_error(values: np.ndarray) -> float:
-    """``(1/N) sqrt(sum_i s_i^2 / R)`` for per-draw values of shape (N, R), R >= 2 (spec section 3)."""
+    """``(1/N) sqrt(sum_i s_i^2 / R)`` for per-draw values of shape (N, R), R >= 2 (docs/theory/capacity_crossover.md §3)."""
     N, R = values.shape
     s2 = values.var(axis=1, ddof=1)
     return float(np.sqrt(s2.sum() / R) / N)
@@ -64,9 +64,9 @@ def per_draw_losses(points, t, denoisers, *, n_noise: int = 100, seed: int = 0,
     list of ndarray
         For each denoiser an array of shape (len(prefixes[j]), N, n_noise).
     """
-    t = _checks.unit_time("t", t)
-    pts = _checks.finite_array("points", points, ndim=2)
-    n_noise = _checks.positive_int("n_noise", n_noise, minimum=2)
+    t = checks.unit_time("t", t)
+    pts = checks.finite_array("points", points, ndim=2)
+    n_noise = checks.positive_int("n_noise", n_noise, minimum=2)
     N, d = pts.shape
     dens = list(denoisers)
     for den in dens:
@@ -85,7 +85,7 @@ def per_draw_losses(points, t, denoisers, *, n_noise: int = 100, seed: int = 0,
             arr = np.append(arr, den.M)
         segs.append(arr)
     alpha = float(grid.alpha(t))
-    rng = np.random.default_rng(_checks.positive_int("seed", seed, minimum=0))
+    rng = np.random.default_rng(checks.positive_int("seed", seed, minimum=0))
     outs = [np.empty((len(s), N * n_noise)) for s in segs]
     x0 = np.ascontiguousarray(pts)
     for lo, hi, z in _noise_chunks(N, n_noise, d, rng):
@@ -109,7 +109,7 @@ class LossResult:
     value : float
         Mean squared error over points and draws (summed over coordinates).
     se : float
-        Standard error conditional on the points (spec section 3).
+        Standard error conditional on the points (docs/theory/capacity_crossover.md §3).
     t, psi : float
         Time and SNR ``psi_t``.
     n_points, n_noise, seed : int
@@ -124,10 +124,6 @@ class LossResult:
     n_noise: int
     seed: int
     unit: str = UNIT_X0
-
-    def in_eps_units(self) -> tuple[float, float]:
-        """``(value, se)`` times ``psi_t``: ``||eps_hat - eps||^2 = psi_t ||xbar - x0||^2``."""
-        return self.value * self.psi, self.se * self.psi
 
 
 def training_loss(denoiser: GMMDenoiser, points, t, *, n_noise: int = 100, seed: int = 0) -> LossResult:
@@ -151,7 +147,7 @@ def training_loss(denoiser: GMMDenoiser, points, t, *, n_noise: int = 100, seed:
 
     References
     ----------
-    arXiv:2508.17689v1, Eqs. 6-7; memlab spec section 3.
+    arXiv:2508.17689v1, Eqs. 6-7; docs/theory/capacity_crossover.md §3.
 
     Examples
     --------
@@ -214,7 +210,7 @@ class ExcessLosses:
 
     def theory_pmem(self, C: float = 2.0) -> np.ndarray:
         """Thm 3.2 approximation ``C (1 - M/N) d sigma_*^2`` at this result's M values."""
-        C = _checks.positive_float("C", C)
+        C = checks.positive_float("C", C)
         return crossover.pmem_excess_value(self.M, self.N, C, self.d, self.sigma2)
 
 
@@ -255,7 +251,7 @@ def gmm_excess_losses(N: int, d: int, K: int, t, Ms, *, sigma2: float = 1.0, n_n
 
     References
     ----------
-    arXiv:2508.17689v1, Thm 3.1 (Eq. 18), Thm 3.2 (Eq. 19), Eq. 16; memlab spec sections 3-4.
+    arXiv:2508.17689v1, Thm 3.1 (Eq. 18), Thm 3.2 (Eq. 19), Eq. 16; docs/theory/capacity_crossover.md §3-§4.
 
     Examples
     --------
@@ -263,14 +259,14 @@ def gmm_excess_losses(N: int, d: int, K: int, t, Ms, *, sigma2: float = 1.0, n_n
     >>> res.pmem.shape, float(res.pmem[-1])
     ((3,), 0.0)
     """
-    N = _checks.positive_int("N", N)
-    d = _checks.positive_int("d", d)
-    K = _checks.positive_int("K", K)
-    t = _checks.unit_time("t", t)
-    n_noise = _checks.positive_int("n_noise", n_noise, minimum=2)
+    N = checks.positive_int("N", N)
+    d = checks.positive_int("d", d)
+    K = checks.positive_int("K", K)
+    t = checks.unit_time("t", t)
+    n_noise = checks.positive_int("n_noise", n_noise, minimum=2)
     if isinstance(Ms, (str, bytes)):
         raise TypeError("Ms must be a sequence of integers")
-    Ms_list = [_checks.positive_int("M", m) for m in np.atleast_1d(np.asarray(Ms, dtype=object))]
+    Ms_list = [checks.positive_int("M", m) for m in np.atleast_1d(np.asarray(Ms, dtype=object))]
     if not Ms_list:
         raise ValueError("Ms must contain at least one value in 1..N")
     for m in Ms_list:

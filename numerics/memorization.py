@@ -6,9 +6,10 @@ One implementation serves the whole package (the GMM and timescale validation la
 References
 ----------
 * Gu et al., "On Memorization in Diffusion Models", arXiv:2310.02664 (rule, EMM);
-  Yoon et al. 2023; Bonnaire et al., arXiv:2505.17638 MT eq 6 (applied per sample, spec correction 12).
+  Yoon et al. 2023; Bonnaire et al., arXiv:2505.17638 MT eq 6 (applied per sample: correction 12 of
+  docs/theory/random_features.md §8).
 * Buchanan et al., arXiv:2508.17689v1, Def. 2.2 (strict squared form ``d1^2 < c d2^2``, ``c = 1/9``).
-* memlab spec rf_timescales.md section 8, gmm_laboratory.md section 5.
+* docs/theory/memorization_metrics.md, docs/theory/capacity_crossover.md §6.
 """
 
 from __future__ import annotations
@@ -21,11 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..theory import _checks
+from ..theory import checks
 from . import _nn_kernels
 
 __all__ = ["NearestTwo", "nearest_two", "MemorizationResult", "memorization_fraction", "memorized_mask",
-           "bootstrap_ci", "find_duplicates", "EMMResult", "estimate_emm", "load_points"]
+           "bootstrap_ci", "find_duplicates", "EMMResult", "estimate_emm"]
 
 DEFAULT_MEMORY_LIMIT = 1 << 30  # 1 GiB of working memory
 _COL_BLOCK = 8192
@@ -313,7 +314,7 @@ def _check_k(k) -> float:
 
 
 def memorized_mask(sq1, sq2, k: float = 1.0 / 3.0) -> np.ndarray:
-    """The strict rule ``d1^2 < k^2 d2^2`` on squared distances (no division; spec 8.1).
+    """The strict rule ``d1^2 < k^2 d2^2`` on squared distances (no division; docs/theory/memorization_metrics.md §1).
 
     ``d2 = 0`` (a sample on an exactly duplicated training point) gives ``0 < 0``: not memorized; NaN
     compares false: not memorized (gmm_laboratory.md section 5).
@@ -335,11 +336,11 @@ def bootstrap_ci(memorized, *, n_boot: int = 1000, level: float = 0.95, seed: in
     flags = np.asarray(memorized, dtype=bool).ravel()
     if flags.size < 1:
         raise ValueError("memorized must contain at least one flag")
-    n_boot = _checks.positive_int("n_boot", n_boot)
+    n_boot = checks.positive_int("n_boot", n_boot)
     level = float(level)
     if not (0.0 < level < 1.0):
         raise ValueError(f"level must lie in the open interval (0, 1) (got {level!r})")
-    seed = _checks.positive_int("seed", seed, minimum=0)
+    seed = checks.positive_int("seed", seed, minimum=0)
     S = flags.size
     f = flags.mean()
     boots = np.random.default_rng(seed).binomial(S, f, size=n_boot) / S
@@ -460,7 +461,7 @@ def memorization_fraction(samples, train, *, k: float = 1.0 / 3.0, n_boot: int =
     k = _check_k(k)
     if isinstance(n_boot, bool) or not isinstance(n_boot, numbers.Integral) or n_boot < 0:
         raise ValueError(f"n_boot must be an integer >= 0 (0: no interval; got {n_boot!r})")
-    seed = _checks.positive_int("seed", seed, minimum=0)
+    seed = checks.positive_int("seed", seed, minimum=0)
     level = float(level)
     if not (0.0 < level < 1.0):
         raise ValueError(f"level must lie in the open interval (0, 1) (got {level!r})")
@@ -501,7 +502,7 @@ def memorization_fraction(samples, train, *, k: float = 1.0 / 3.0, n_boot: int =
 
 @dataclass(frozen=True)
 class EMMResult:
-    """Effective model memorization (Gu et al., spec rf_timescales.md 8.3).
+    """Effective model memorization (Gu et al.; docs/theory/memorization_metrics.md §4).
 
     Attributes
     ----------
@@ -514,12 +515,12 @@ class EMMResult:
         Size where ``R`` crosses ``threshold``, linearly interpolated between ``emm`` and the next
         (failing) evaluated size.  None when no size passes or all pass.
     grid_crossing : float or None
-        The same interpolation between ``grid_emm`` and the next grid size (the spec's report (ii)).
+        The same interpolation between ``grid_emm`` and the next grid size (Gu et al.'s interpolated report).
     status : str
         ``"ok"``, ``"below_smallest"`` or ``"at_least_largest"``.
     non_monotone : bool
         True when some size after a failing one passes again (the crossing after the largest passing
-        size is reported, as the spec asks).
+        size is reported).
     sizes, fractions : ndarray
         Every evaluated size (increasing) and its measured ``R``.
     threshold : float
@@ -583,13 +584,13 @@ def estimate_emm(measure, sizes, *, threshold: float = 0.9, refine: bool = True,
     Returns
     -------
     EMMResult
-        Edge cases (spec 8.3): no size passes -> ``status="below_smallest"``, ``emm=None``; all pass ->
+        Edge cases (docs/theory/memorization_metrics.md §4): no size passes -> ``status="below_smallest"``, ``emm=None``; all pass ->
         ``"at_least_largest"``, ``emm`` = the largest size, ``crossing=None``; a non-monotone curve is
         flagged and the crossing after the largest passing size is reported.
 
     References
     ----------
-    Gu et al., arXiv:2310.02664, Sec. 3 (EMM); spec rf_timescales.md 8.3.
+    Gu et al., arXiv:2310.02664, Sec. 3 (EMM); docs/theory/memorization_metrics.md §4.
 
     Examples
     --------
@@ -603,7 +604,7 @@ def estimate_emm(measure, sizes, *, threshold: float = 0.9, refine: bool = True,
         raise ValueError(f"threshold must lie in (0, 1] (got {threshold!r}); Gu et al. use 0.9")
     threshold = float(threshold)
     try:
-        grid = [_checks.positive_int("sizes", s) for s in np.atleast_1d(np.asarray(sizes, dtype=object))]
+        grid = [checks.positive_int("sizes", s) for s in np.atleast_1d(np.asarray(sizes, dtype=object))]
     except TypeError:
         raise TypeError(f"sizes must be a sequence of integers >= 1 (got {sizes!r})") from None
     if not grid:
@@ -611,7 +612,7 @@ def estimate_emm(measure, sizes, *, threshold: float = 0.9, refine: bool = True,
     if len(set(grid)) != len(grid):
         raise ValueError(f"sizes must be distinct (got {list(sizes)!r})")
     grid = sorted(grid)
-    max_refine = _checks.positive_int("max_refine", max_refine, minimum=0)
+    max_refine = checks.positive_int("max_refine", max_refine, minimum=0)
     vals: dict[int, float] = {}
 
     def R(n):
@@ -656,70 +657,3 @@ def estimate_emm(measure, sizes, *, threshold: float = 0.9, refine: bool = True,
     return done(lo, grid_emm, float(crossing), grid_crossing, "ok",
                 f"EMM = {lo} (R = {rlo:.3f}); R crosses {threshold:g} at about {crossing:.1f} "
                 f"(R({hi}) = {rhi:.3f})")
-
-
-# --------------------------------------------------------------------------------------------------
-# loading
-# --------------------------------------------------------------------------------------------------
-
-def load_points(path, *, name: str = "points", key: str | None = None) -> np.ndarray:
-    """Load points as an (n, D) array from ``.npy``, ``.npz`` or a folder of PNG images.
-
-    * ``.npy``: one array; 2-D or more (flattened per row).
-    * ``.npz``: the array under ``key``, else under ``name``, else the only array in the file.
-    * a folder: every ``*.png`` in it (sorted by name), read with matplotlib and put on the raw 0-255
-      scale as uint8 (Gu et al. compare uint8 pixels), each image flattened; all must have the same shape.
-      A fully opaque alpha channel is dropped (RGBA and RGB files of the same pixels then agree).
-
-    Raises ``ValueError`` naming ``name`` and the path for a missing, unreadable or ambiguous input.
-    """
-    p = Path(path)
-    if not p.exists():
-        raise ValueError(f"{name}: {str(p)!r} does not exist")
-    if p.is_dir():
-        files = sorted(f for f in p.iterdir() if f.suffix.lower() == ".png" and f.is_file())
-        if not files:
-            raise ValueError(f"{name}: folder {str(p)!r} contains no .png images")
-        import matplotlib.image as mpimg
-
-        rows = []
-        shape0 = None
-        for f in files:
-            try:
-                img = np.asarray(mpimg.imread(f))
-            except Exception as exc:  # noqa: BLE001 - any decoder error is an unreadable file
-                raise ValueError(f"{name}: cannot read image {str(f)!r} ({exc})") from None
-            if img.dtype.kind == "f":  # matplotlib returns PNGs as floats in [0, 1]
-                img = np.rint(np.clip(img, 0.0, 1.0) * 255.0)
-            img = img.astype(np.uint8)
-            if img.ndim == 3 and img.shape[2] in (2, 4) and np.all(img[..., -1] == 255):
-                img = img[..., :-1]  # a fully opaque alpha channel carries no pixel information
-            if shape0 is None:
-                shape0 = img.shape
-            elif img.shape != shape0:
-                raise ValueError(f"{name}: image {f.name!r} has shape {img.shape}, the first image "
-                                 f"{files[0].name!r} has {shape0}; all images must have the same size and channels")
-            rows.append(img.reshape(-1))
-        return np.stack(rows)
-    suffix = p.suffix.lower()
-    if suffix not in (".npy", ".npz"):
-        raise ValueError(f"{name}: {str(p)!r} is not a .npy or .npz file or a folder of .png images")
-    try:
-        obj = np.load(p, allow_pickle=False)
-    except Exception as exc:  # noqa: BLE001 - corrupt or pickled files
-        raise ValueError(f"{name}: cannot read {str(p)!r} ({type(exc).__name__}: {exc})") from None
-    if suffix == ".npz":
-        with obj:
-            keys = list(obj.keys())
-            pick = key if key is not None else (name if name in keys else (keys[0] if len(keys) == 1 else None))
-            if pick is None or pick not in keys:
-                raise ValueError(f"{name}: {str(p)!r} holds arrays {keys}; cannot tell which one to use "
-                                 f"(store one array, or name it {name!r})")
-            arr = obj[pick]
-    else:
-        arr = obj
-    if arr.ndim == 0:
-        raise ValueError(f"{name}: {str(p)!r} holds a scalar, not an array of points")
-    if arr.ndim > 2:
-        arr = arr.reshape(arr.shape[0], -1)
-    return arr

@@ -1,5 +1,5 @@
 """Closed-form learning curves of the random-features score model (arXiv:2505.17638 MT eqs 9-11;
-SM Prop C.1, eqs 53, 55, 164-165; spec 2.1-2.4).
+SM Prop C.1, eqs 53, 55, 164-165; docs/theory/random_features.md §2).
 
 Gradient flow on ``B = A / sqrt(p)`` from ``B(0) = 0`` is solved exactly in the eigenbasis of ``U``
 (``U = sum_i lambda_i u_i u_i^T``, ``e_i = exp(-2 Delta_t lambda_i tau / psi_p)``,
@@ -10,33 +10,35 @@ Gradient flow on ``B = A / sqrt(p)`` from ``B(0) = 0`` is solved exactly in the 
 
 with ``N = V V^T``, ``C = V V~^T`` and ``M' = Q^T M Q``; ``L_gen = L_test - L_train``; the score error
 against the noised law follows from the DSM identity ``L_test = Delta_t E_score + 1 - Delta_t J/d``
-(spec 1.4), ``J/d = Tr(Sigma_t^{-1}) / d``.  One symmetric eigendecomposition, then ``O(k^2)`` per
+(docs/theory/random_features.md §1), ``J/d = Tr(Sigma_t^{-1}) / d``.  One symmetric eigendecomposition, then ``O(k^2)`` per
 ``tau`` (``k`` = number of modes that enter the losses).  For Gaussian-equivalent matrices with
 ``p > n + d`` only the ``n + d`` modes in the span of ``[G, W_bar]`` enter (the delta-peak eigenvectors
-satisfy ``W_bar^T u = 0``, spec 2.3), and they come from an ``(n + d) x (n + d)`` Gram matrix.
+satisfy ``W_bar^T u = 0``, docs/theory/random_features.md §2), and they come from an ``(n + d) x (n + d)`` Gram
+matrix.
 
 Times are in the paper's unit ``tau = k eta / d^2``.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..theory import _checks
 from ..theory.gep import GEPConstants
-from .rf_matrices import GEPMatrices, TrueFeatureMatrices
+from ..theory.rf_model import RFModel
+from ..theory.schedules import ou_sigma_t
+from .readoffs import argmin_log_parabola, first_crossing_log
+from .rf_matrices import GEPMatrices, TrueFeatureMatrices, gram_factor, population_matrix
 from .rf_spectrum import SpectrumResult, solve_stieltjes
 
-__all__ = ["EigenModel", "LearningCurves", "eigen_model", "closed_form_curves", "asymptotic_train_loss",
-           "read_off_timescales", "validate_taus"]
+__all__ = ["EigenModel", "LearningCurves", "CurveReadOff", "eigen_model", "closed_form_curves",
+           "asymptotic_train_loss", "read_off_timescales", "validate_tau"]
 
 
 @dataclass(frozen=True)
 class EigenModel:
-    """The losses' ingredients in the eigenbasis of ``U`` (spec 2.3).
+    """The losses' ingredients in the eigenbasis of ``U`` (docs/theory/random_features.md §2).
 
     Attributes
     ----------
@@ -69,8 +71,8 @@ class EigenModel:
 
 
 def _j_over_d(t: float, cov_eigs: np.ndarray) -> float:
-    delta = -math.expm1(-2.0 * t)
-    return float(np.mean(1.0 / (math.exp(-2.0 * t) * cov_eigs + delta)))
+    """``J/d = Tr(Sigma_t^{-1}) / d`` for Gaussian data (the Fisher information of ``P_t`` per dimension)."""
+    return float(np.mean(1.0 / ou_sigma_t(t, cov_eigs)))
 
 
 def eigen_model(mats) -> EigenModel:
@@ -84,15 +86,16 @@ def eigen_model(mats) -> EigenModel:
     """
     if isinstance(mats, GEPMatrices):
         c = mats.constants
-        p, n, d = mats.p, mats.n, mats.d
+        p, d = mats.p, mats.d
         cov = mats.cov_eigs
-        sig_t = math.exp(-2.0 * mats.t) * cov + c.delta_t
-        Z = np.concatenate([mats.G / math.sqrt(n), c.b_t * mats.W_bar], axis=1)
+        Z = gram_factor(mats)
         k = Z.shape[1]
         if p > k:
             lz, Y = np.linalg.eigh(Z.T @ Z)
             if lz[0] <= 1e-12 * lz[-1]:
-                raise np.linalg.LinAlgError("rank-deficient [G, W_bar] Gram matrix; use dense matrices")
+                raise np.linalg.LinAlgError(f"the [G, W_bar] Gram matrix is rank-deficient (smallest eigenvalue "
+                                            f"{lz[0]:.3g} of {lz[-1]:.3g}) at n={mats.n}, p={p}, d={d}: draw the "
+                                            f"model with another seed")
             Wq = (Y.T @ (Z.T @ mats.W_bar)) / np.sqrt(lz)[:, None]          # Q^T W_bar  (k x d)
             lam = lz + c.s_t2
         else:
@@ -101,8 +104,7 @@ def eigen_model(mats) -> EigenModel:
             lam, Q = np.linalg.eigh(mats.U)
             Wq = Q.T @ mats.W_bar
         Vq = c.b_t * Wq
-        Ut = (c.mu1 ** 2 / c.gamma2) * (Wq * sig_t) @ Wq.T
-        Ut[np.diag_indices_from(Ut)] += c.norm2 - c.mu1 ** 2
+        Ut = population_matrix(c, Wq, ou_sigma_t(mats.t, cov))
         nd = np.einsum("ij,ij->i", Vq, Vq)
         return EigenModel(lam=lam, n_diag=nd, c_diag=nd.copy(), M=Ut * (Vq @ Vq.T), d=d, psi_p=p / d,
                           delta_t=c.delta_t, j_over_d=_j_over_d(mats.t, cov), p=p)
@@ -116,10 +118,13 @@ def eigen_model(mats) -> EigenModel:
     raise TypeError(f"mats must be GEPMatrices or TrueFeatureMatrices (got {type(mats).__name__})")
 
 
-def validate_taus(taus, name="taus") -> np.ndarray:
+def validate_tau(tau, name="tau") -> np.ndarray:
     """1-D float array of training times ``>= 0``; ``inf`` allowed (the ``tau = infinity`` limit).
     ``name`` is the parameter named in the error message."""
-    arr = np.atleast_1d(np.asarray(taus, dtype=np.float64)) if not isinstance(taus, str) else None
+    try:
+        arr = np.atleast_1d(np.asarray(tau, dtype=np.float64)) if not isinstance(tau, str) else None
+    except (TypeError, ValueError):
+        arr = None
     if arr is None or arr.ndim != 1 or arr.size == 0:
         raise ValueError(f"{name} must be a non-empty 1-D sequence of training times >= 0 (inf allowed)")
     if np.any(np.isnan(arr)) or np.any(arr < 0) or np.any(arr == -np.inf):
@@ -128,23 +133,24 @@ def validate_taus(taus, name="taus") -> np.ndarray:
     return arr
 
 
-def closed_form_curves(model: EigenModel, taus, *, gd_step=None):
-    """Train and test loss at every ``tau`` (spec 2.3), exact for gradient flow or for discrete GD.
+def closed_form_curves(model: EigenModel, tau, *, gd_step=None):
+    """Train and test loss at every ``tau`` (docs/theory/random_features.md §2), exact for gradient flow or
+    for discrete GD.
 
     Parameters
     ----------
     model : EigenModel
-    taus : array_like
+    tau : array_like
         Training times ``>= 0`` in units ``k eta / d^2``; ``inf`` gives ``f_i = -1/lambda_i``.
     gd_step : float, optional
         ``delta_tau`` of discrete GD: ``e_i`` becomes ``(1 - 2 Delta_t lambda_i delta_tau / psi_p)^k`` with
-        ``k = tau / delta_tau`` (spec 2.2), which reproduces the GD iterates exactly.
+        ``k = tau / delta_tau``, which reproduces the GD iterates exactly.
 
     Returns
     -------
     (train, test) : ndarray, ndarray
     """
-    tau = validate_taus(taus)
+    tau = validate_tau(tau)
     rate = 2.0 * model.delta_t * model.lam / model.psi_p
     fin = np.isfinite(tau)
     E = np.zeros((tau.size, model.lam.size))
@@ -159,28 +165,27 @@ def closed_form_curves(model: EigenModel, taus, *, gd_step=None):
     return train, test
 
 
-def asymptotic_train_loss(spec: SpectrumResult, taus) -> np.ndarray:
+def asymptotic_train_loss(spec: SpectrumResult, tau) -> np.ndarray:
     """High-dimensional ``L_train(tau) = 1 - b_t^2 psi_p int d mu_s(lambda)/lambda (1 - e^{-4 Delta_t lambda tau/psi_p})``
-    (spec 2.4, derived from Theorem 3.1); ``tau = inf`` uses ``1 - b_t^2 psi_p s(0)`` with ``s(0)`` solved
-    directly at ``z = 0`` (below the spectrum, so real)."""
-    tau = validate_taus(taus)
+    (docs/theory/random_features.md §2, derived from Theorem 3.1); ``tau = inf`` uses ``1 - b_t^2 psi_p s(0)``
+    with ``s(0)`` solved directly at ``z = 0`` (below the spectrum, so real)."""
+    tau = validate_tau(tau)
     c = spec.constants
-    b2, pp = c.b_t ** 2, spec.psi_p
+    b2, pp = c.b_t ** 2, spec.model.psi_p
     lam, ws = spec.nodes, spec.weights_s
     fin = np.isfinite(tau)
     out = np.empty(tau.size)
     E = np.exp(-np.outer(tau[fin], 4.0 * c.delta_t * lam / pp))
     out[fin] = 1.0 - b2 * pp * ((1.0 - E) @ (ws / lam))
     if np.any(~fin):
-        sol = solve_stieltjes(np.array([0.0]), psi_p=spec.psi_p, psi_n=spec.psi_n, constants=c,
-                              thetas=spec.thetas, omegas=spec.omegas, eps=np.array([1e-10 * c.s_t2]))
+        sol = solve_stieltjes(spec.model, np.array([0.0]), eps=np.array([1e-10 * c.s_t2]))
         out[~fin] = 1.0 - b2 * pp * float(sol.s[0].real)
     return out
 
 
 @dataclass(frozen=True)
 class LearningCurves:
-    """Training, test and generalization losses and the score error along training (spec 2).
+    """Training, test and generalization losses and the score error along training (docs/theory/random_features.md §2).
 
     Attributes
     ----------
@@ -191,16 +196,14 @@ class LearningCurves:
     test, gen, score_error : ndarray or None
         ``L_test``, ``L_gen = L_test - L_train`` and ``E_score = (L_test - 1 + Delta_t J/d)/Delta_t``.
         ``None`` for ``method="asymptotic"``: the high-dimensional test loss needs a two-resolvent
-        quantity that Theorem 3.1 does not give (spec 11.1).
+        quantity that Theorem 3.1 does not give.
     bayes_floor : float
         ``1 - Delta_t J / d`` (``e^{-2t}`` for ``Sigma = I``): the smallest test loss.
     method : str
         ``"gep"``, ``"features"``, ``"asymptotic"`` or ``"gd"``.
-    inputs : dict
-        ``psi_p, psi_n, t, d, p, n, activation, sigma_x, center, seed`` (and GD settings).
-    constants : GEPConstants
+    model : RFModel
     diagnostics : dict
-        Method-specific (number of modes, GD steps, wall time, ...).
+        Method-specific (number of modes, GD step and noise, wall time, ...).
     """
 
     tau: np.ndarray
@@ -210,31 +213,48 @@ class LearningCurves:
     score_error: np.ndarray | None
     bayes_floor: float
     method: str
-    inputs: dict
-    constants: GEPConstants = field(repr=False)
+    model: RFModel
     diagnostics: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def constants(self) -> GEPConstants:
+        """Gaussian-equivalence constants of the model."""
+        return self.model.constants
 
 
 @dataclass(frozen=True)
-class ReadOff:
-    """Timescales read off learning curves (package choices, documented in :func:`read_off_timescales`)."""
+class CurveReadOff:
+    """Timescales read off learning curves (package choices, docs/theory/random_features.md §6).
 
-    tau_gen: float
-    tau_mem: float | None
+    Attributes
+    ----------
+    tau_gen_score_min : float
+        Time of the score-error minimum (parabola in ``log tau``).
+    tau_mem_half_rise : float or None
+        First time after ``tau_gen_score_min`` where ``L_gen`` reaches ``mem_fraction`` of its final value
+        (log-linear interpolation); ``None`` if it never does on the grid.
+    score_min, gen_final : float
+        The minimum score error and the final ``L_gen`` (at ``tau = inf`` when on the grid).
+    mem_fraction : float
+    """
+
+    tau_gen_score_min: float
+    tau_mem_half_rise: float | None
     score_min: float
     gen_final: float
     mem_fraction: float
 
 
-def read_off_timescales(curves: LearningCurves, *, mem_fraction=0.5) -> ReadOff:
-    """``tau_gen`` = time of the score-error minimum; ``tau_mem`` = first time ``L_gen`` reaches
-    ``mem_fraction`` of its final value (``tau = inf`` when on the grid, else the last logged time).
+def read_off_timescales(curves: LearningCurves, *, mem_fraction=0.5) -> CurveReadOff:
+    """``tau_gen_score_min`` = time of the score-error minimum; ``tau_mem_half_rise`` = first time after it where
+    ``L_gen`` reaches ``mem_fraction`` of its final value (``tau = inf`` when on the grid, else the last logged
+    time).
 
-    Both are package choices (spec 5.1: "times read off curves are separate quantities"): the score
-    error is minimal where the fast modes have converged and the slow (memorization) modes have not
-    started; ``L_gen`` rises from ``O(psi_n^{-1/2})`` to its final value as the slow modes converge, and
-    its half-rise time is proportional to their relaxation time.  Interpolation is linear in
-    ``log tau`` between grid points.
+    Both are package choices (docs/theory/random_features.md §6; they are separate quantities from the
+    formulas of :func:`memlab.predict_timescales`): the score error is minimal where the fast modes have
+    converged and the slow (memorization) modes have not started; ``L_gen`` rises from ``O(psi_n^{-1/2})`` to
+    its final value as the slow modes converge, and its half-rise time is proportional to their relaxation
+    time.  Both use :mod:`memlab.numerics.readoffs` (parabola / linear interpolation in ``log tau``).
     """
     if curves.score_error is None or curves.gen is None:
         raise ValueError(f"method={curves.method!r} gives no test loss: time read-offs need 'gep', 'features' or 'gd'")
@@ -244,25 +264,8 @@ def read_off_timescales(curves: LearningCurves, *, mem_fraction=0.5) -> ReadOff:
     tau = curves.tau
     fin = np.isfinite(tau) & (tau > 0)
     tf, sc, gn = tau[fin], curves.score_error[fin], curves.gen[fin]
-    i = int(np.argmin(sc))
-    tg = float(tf[i])
-    if 0 < i < tf.size - 1:      # parabola through the three points in log tau
-        x = np.log(tf[i - 1:i + 2])
-        y = sc[i - 1:i + 2]
-        den = (x[0] - x[1]) * (x[0] - x[2]) * (x[1] - x[2])
-        a = (x[2] * (y[1] - y[0]) + x[1] * (y[0] - y[2]) + x[0] * (y[2] - y[1])) / den
-        b = (x[2] ** 2 * (y[0] - y[1]) + x[1] ** 2 * (y[2] - y[0]) + x[0] ** 2 * (y[1] - y[2])) / den
-        if a > 0:
-            tg = float(np.exp(np.clip(-b / (2 * a), x[0], x[2])))
+    tg = argmin_log_parabola(tf, sc)
     g_end = float(curves.gen[~np.isfinite(tau)][0]) if np.any(~np.isfinite(tau)) else float(gn[-1])
-    target = f * g_end
-    tm = None
-    above = np.flatnonzero((gn >= target) & (tf > tg))
-    if g_end > 0 and above.size:
-        j = int(above[0])
-        if j > 0 and gn[j - 1] < target:
-            x0, x1 = math.log(tf[j - 1]), math.log(tf[j])
-            tm = float(math.exp(x0 + (target - gn[j - 1]) / (gn[j] - gn[j - 1]) * (x1 - x0)))
-        else:
-            tm = float(tf[j])
-    return ReadOff(tau_gen=tg, tau_mem=tm, score_min=float(np.min(sc)), gen_final=g_end, mem_fraction=f)
+    tm = first_crossing_log(tf, gn, f * g_end, after=tg) if g_end > 0 else None
+    return CurveReadOff(tau_gen_score_min=tg, tau_mem_half_rise=tm, score_min=float(np.min(sc)), gen_final=g_end,
+                        mem_fraction=f)

@@ -1,18 +1,19 @@
-"""Full-batch gradient descent on the random-features score model at finite ``d`` (spec 2.1, 2.2, 6).
+"""Full-batch gradient descent on the random-features score model at finite ``d`` (docs/theory/random_features.md §2).
 
 Model ``s(x) = B sigma(W_bar x)`` with ``B = A / sqrt(p)`` (``d x p``, ``B(0) = 0``), frozen ``W``; one
 GD step of size ``delta_tau`` in the paper's time unit (``tau = k eta / d^2``) is
-``B <- B - (d delta_tau / psi_p) grad_B L`` (spec 2.2).
+``B <- B - (d delta_tau / psi_p) grad_B L``.
 
 * ``noise="exact"`` (``m = infinity``): ``grad_B L = (2 Delta_t / d) B U + (2 sqrt(Delta_t) / d) V^T`` with
   the true-feature ``U``, ``V`` (noise expectation by the Mehler series);
 * ``noise="fresh"``: one fresh ``xi`` per data point per step,
   ``grad = 2 sqrt(Delta_t) / (n d) (sqrt(Delta_t) B Phi + Xi) Phi^T`` with ``Phi = sigma(W_bar x_t)`` --
-  an unbiased gradient of the ``m = infinity`` loss (spec 6, "Optimiser").
+  an unbiased gradient of the ``m = infinity`` loss (arXiv:2505.17638 SM D).
 
-Losses are logged exactly (the quadratic forms of spec 2.1 with the true-feature ``U, V, U~, V~``)
+Losses are logged exactly (the quadratic forms in ``B`` with the true-feature ``U, V, U~, V~``)
 at the requested times.  Kernels are ``@njit(cache=True)``; random numbers are drawn outside them
-(``numpy.random.default_rng([seed, 1])``, blocks of steps) and passed in.  Long runs checkpoint
+(``numpy.random.default_rng([seed, 1])``, blocks of steps) and passed in; the activation kernel takes the
+built-in's ``kernel_code`` from :mod:`memlab.theory.activations`.  Long runs checkpoint
 atomically (temporary file + ``os.replace``) and resume to the same numbers.
 """
 
@@ -27,17 +28,16 @@ from dataclasses import dataclass, field
 import numpy as np
 from numba import njit
 
-from ..theory import _checks
+from ..theory import checks
 from .rf_matrices import TrueFeatureMatrices
 
-__all__ = ["GDResult", "simulate_gd", "stability_bound", "exact_losses"]
+__all__ = ["GDResult", "simulate_gd", "stability_bound", "exact_losses", "gd_exact_steps", "gd_fresh_steps"]
 
-_ACT_CODES = {"tanh": 0, "erf": 1, "relu": 2, "gelu": 3}
 _BLOCK = 128
 
 
 @njit(cache=True)
-def _gd_exact_steps(B, U, Vt_T, coef_u, coef_v, n_steps):
+def gd_exact_steps(B, U, Vt_T, coef_u, coef_v, n_steps):
     """``n_steps`` of ``B <- B - coef_u B U - coef_v V^T`` (in place)."""
     for _ in range(n_steps):
         BU = B @ U
@@ -47,6 +47,7 @@ def _gd_exact_steps(B, U, Vt_T, coef_u, coef_v, n_steps):
 
 @njit(cache=True)
 def _act(x, code, shift):
+    """The built-in activations by ``Activation.kernel_code`` (0 tanh, 1 erf, 2 relu, 3 gelu), minus ``shift``."""
     out = np.empty_like(x)
     r, c = x.shape
     for i in range(r):
@@ -65,7 +66,7 @@ def _act(x, code, shift):
 
 
 @njit(cache=True)
-def _gd_fresh_steps(B, W_bar, Xt, xi, sq, coef, code, shift):
+def gd_fresh_steps(B, W_bar, Xt, xi, sq, coef, code, shift):
     """One step per ``xi[k]`` (``d x n``): ``Phi = sigma(W_bar (Xt + sq xi)) - shift``,
     ``B <- B - coef (sq B Phi + xi) Phi^T`` (in place); ``coef = 2 sqrt(Delta) delta_tau / (n psi_p)``."""
     for k in range(xi.shape[0]):
@@ -76,7 +77,7 @@ def _gd_fresh_steps(B, W_bar, Xt, xi, sq, coef, code, shift):
 
 
 def stability_bound(psi_p: float, delta_t: float, lam_max: float) -> float:
-    """Largest stable ``delta_tau``: ``psi_p / (Delta_t lambda_max)`` (spec 2.2)."""
+    """Largest stable ``delta_tau``: ``psi_p / (Delta_t lambda_max)`` (docs/theory/random_features.md §2)."""
     return psi_p / (delta_t * lam_max)
 
 
@@ -107,7 +108,8 @@ class GDResult:
 
 
 def exact_losses(B, mats: TrueFeatureMatrices) -> tuple[float, float]:
-    """Exact ``m = infinity`` train and test loss of ``B`` (the quadratic forms of spec 2.1 in ``U, V, U~, V~``)."""
+    """Exact ``m = infinity`` train and test loss of ``B``: ``1 + (Delta_t/d) Tr(B U B^T) + (2 sqrt(Delta_t)/d)
+    Tr(B V)`` with ``(U, V)`` and with ``(U~, V~)`` (arXiv:2505.17638 MT eq 8, SM Prop C.1)."""
     d = mats.d
     dl = mats.constants.delta_t
     sq = math.sqrt(dl)
@@ -122,23 +124,23 @@ def _save(path, **arrays):
     os.replace(tmp, path)
 
 
-def simulate_gd(mats: TrueFeatureMatrices, taus, *, delta_tau=None, noise="exact", seed=0, checkpoint=None,
+def simulate_gd(mats: TrueFeatureMatrices, tau, *, delta_tau=None, noise="exact", seed=None, checkpoint=None,
                 checkpoint_every_s=30.0) -> GDResult:
-    """Full-batch GD from ``B = 0`` logged at ``taus`` (spec 2.2, 6).
+    """Full-batch GD from ``B = 0`` logged at the training times ``tau`` (docs/theory/random_features.md §2).
 
     Parameters
     ----------
     mats : TrueFeatureMatrices
         The model (``W``, data ``X``) and its exact ``U, V, U~, V~`` (for ``noise="exact"`` steps and for
         logging).
-    taus : array_like
+    tau : array_like
         Finite times ``> 0``; each is rounded to a whole number of steps ``>= 1``.
     delta_tau : float, optional
-        Step in units ``k eta / d^2``; default ``1e-2 psi_p / Delta_t`` (spec 6).  Must be below the
-        stability bound ``psi_p / (Delta_t lambda_max(U))``.
+        Step in units ``k eta / d^2``; default ``1e-2 psi_p / Delta_t`` (arXiv:2505.17638 SM D).  Must be below
+        the stability bound ``psi_p / (Delta_t lambda_max(U))``.
     noise : {"exact", "fresh"}
-    seed : int
-        Seed of the fresh-noise stream (``default_rng([seed, 1])``).
+    seed : int, optional
+        Seed of the fresh-noise stream (``default_rng([seed, 1])``); default the model's seed.
     checkpoint : str or path, optional
         ``.npz`` file written atomically at most every ``checkpoint_every_s`` seconds; an existing
         checkpoint for the same run is resumed and gives the same numbers as an uninterrupted run.
@@ -146,15 +148,15 @@ def simulate_gd(mats: TrueFeatureMatrices, taus, *, delta_tau=None, noise="exact
     Raises
     ------
     ValueError
-        Bad ``taus``, ``noise``, or ``delta_tau`` at/above the stability bound.
+        Bad ``tau``, ``noise``, or ``delta_tau`` at/above the stability bound.
     """
     if not isinstance(mats, TrueFeatureMatrices):
         raise TypeError(f"mats must be TrueFeatureMatrices (got {type(mats).__name__})")
     if noise not in ("exact", "fresh"):
         raise ValueError(f"noise must be 'exact' or 'fresh' (got {noise!r})")
-    tau = np.atleast_1d(np.asarray(taus, dtype=np.float64))
+    tau = np.atleast_1d(np.asarray(tau, dtype=np.float64))
     if tau.ndim != 1 or tau.size == 0 or not np.all(np.isfinite(tau)) or np.any(tau <= 0):
-        raise ValueError("taus must be a non-empty 1-D sequence of finite times > 0 for a GD simulation")
+        raise ValueError("tau must be a non-empty 1-D sequence of finite times > 0 for a GD simulation")
     c = mats.constants
     d, p, n = mats.d, mats.p, mats.n
     psi_p = p / d
@@ -163,18 +165,19 @@ def simulate_gd(mats: TrueFeatureMatrices, taus, *, delta_tau=None, noise="exact
     bound = stability_bound(psi_p, dl, lam_max)
     if delta_tau is None:
         delta_tau = 1e-2 * psi_p / dl
-    delta_tau = _checks.positive_float("delta_tau", delta_tau)
+    delta_tau = checks.positive_float("delta_tau", delta_tau)
     if delta_tau >= bound:
         raise ValueError(f"delta_tau must be below the GD stability bound psi_p/(Delta_t lambda_max) = {bound:.4g} "
                          f"(got {delta_tau:.4g})")
     steps = np.unique(np.maximum(1, np.round(tau / delta_tau)).astype(np.int64))
-    seed = _checks.positive_int("seed", seed, minimum=0)
+    seed = mats.model.seed if seed is None else checks.positive_int("seed", seed, minimum=0)
     rng = np.random.default_rng([seed, 1])
     B = np.zeros((d, p))
     train = np.full(steps.size, np.nan)
     test = np.full(steps.size, np.nan)
     done, i0, resumed = 0, 0, 0
-    key = np.array([d, p, n, seed, steps[-1], _ACT_CODES.get(c.activation, -1), int(noise == "fresh")], dtype=np.int64)
+    act = c.activation_def
+    key = np.array([d, p, n, seed, steps[-1], act.kernel_code, int(noise == "fresh")], dtype=np.int64)
     if checkpoint is not None and os.path.exists(checkpoint):
         ck = np.load(checkpoint, allow_pickle=False)
         if (np.array_equal(ck["key"], key) and float(ck["delta_tau"]) == delta_tau
@@ -190,22 +193,22 @@ def simulate_gd(mats: TrueFeatureMatrices, taus, *, delta_tau=None, noise="exact
     U = np.ascontiguousarray(mats.U)
     W_bar = np.ascontiguousarray(mats.W_bar)
     Xt = np.ascontiguousarray(math.exp(-mats.t) * mats.X)
-    code = _ACT_CODES.get(mats.constants.activation, -1)
-    shift = mats.constants.mu0 if mats.constants.center else 0.0
-    f_np = mats.constants.activation_function()
+    code = act.kernel_code
+    shift = c.shift
+    f_np = c.activation_function()
     coef_f = 2.0 * sq * delta_tau / (n * psi_p)
     t0 = time.perf_counter()
     last_save = t0
     for i in range(i0, steps.size):
         todo = int(steps[i] - done)
         if noise == "exact":
-            _gd_exact_steps(B, U, VT, coef_u, coef_v, todo)
+            gd_exact_steps(B, U, VT, coef_u, coef_v, todo)
         else:
             while todo > 0:
                 k = min(todo, _BLOCK)
                 xi = rng.standard_normal((k, d, n))
                 if code >= 0:
-                    _gd_fresh_steps(B, W_bar, Xt, xi, sq, coef_f, code, shift)
+                    gd_fresh_steps(B, W_bar, Xt, xi, sq, coef_f, code, shift)
                 else:                               # user callable: same update in numpy
                     for j in range(k):
                         Phi = f_np(W_bar @ (Xt + sq * xi[j]))

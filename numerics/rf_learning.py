@@ -1,5 +1,5 @@
 """Public learning-curve and phase-diagram API of the random-features score model (arXiv:2505.17638
-MT §3, Fig. 5; spec 2, 5, 6).
+MT §3, Fig. 5; docs/theory/random_features.md §2, §5).
 
 :func:`rf_learning_curves` gives ``L_train``, ``L_test``, ``L_gen`` and the score error along training
 by four routes: the exact closed form on a finite-size Gaussian-equivalent ``U`` (``"gep"``), the same
@@ -11,18 +11,16 @@ Times are in the paper's unit ``tau = k eta / d^2``.
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.optimize import brentq
 
-from ..theory import _checks
+from ..theory import checks
 from ..theory import timescales as ts
-from ..theory.gep import GEPConstants, gep_constants
-from .rf_curves import (LearningCurves, asymptotic_train_loss, closed_form_curves, eigen_model,
-                        validate_taus)
+from ..theory.rf_model import RFModel
+from .rf_curves import LearningCurves, closed_form_curves, eigen_model, asymptotic_train_loss, validate_tau
 from .rf_gd import simulate_gd
 from .rf_matrices import gep_matrices, true_feature_matrices
 from .rf_spectrum import rf_spectrum
@@ -32,43 +30,32 @@ __all__ = ["rf_learning_curves", "rf_phase_diagram", "PhaseDiagram", "METHODS"]
 METHODS = ("gep", "features", "asymptotic", "gd")
 
 
-def _sizes(psi_p, psi_n, d):
-    psi_p = _checks.positive_float("psi_p", psi_p)
-    psi_n = _checks.positive_float("psi_n", psi_n)
-    d = _checks.positive_int("d", d)
-    p, n = int(round(psi_p * d)), int(round(psi_n * d))
-    if p < 1 or n < 1:
-        raise ValueError(f"d={d} is too small for psi_p={psi_p:g}, psi_n={psi_n:g}: need p = round(psi_p*d) >= 1 "
-                         f"and n = round(psi_n*d) >= 1")
-    return psi_p, psi_n, d, p, n
+def _check_model(model):
+    if not isinstance(model, RFModel):
+        raise TypeError(f"model must be an RFModel (got {type(model).__name__}); e.g. RFModel(psi_p=64, psi_n=8, "
+                        f"t=0.1, d=100)")
+    return model
 
 
-def rf_learning_curves(psi_p, psi_n, t, taus, *, d=100, activation="tanh", sigma_x=1.0, center=False,
-                       method="gep", seed=0, delta_tau=None, noise="exact") -> LearningCurves:
+def rf_learning_curves(model: RFModel, tau, *, method="gep", delta_tau=None, noise="exact") -> LearningCurves:
     """Learning curves of the random-features score model trained by gradient flow/descent from ``A = 0``.
 
     Parameters
     ----------
-    psi_p, psi_n : float
-        ``p/d`` and ``n/d`` (> 0); ``p = round(psi_p d)``, ``n = round(psi_n d)`` must be >= 1.
-    t : float
-        Diffusion time (> 0).
-    taus : array_like
+    model : RFModel
+        ``psi_p``, ``psi_n``, ``t``, ``d`` (finite-size routes: ``p = round(psi_p d)``, ``n = round(psi_n d)``,
+        both >= 1; ignored by ``"asymptotic"``), activation, data covariance and ``seed`` (``W``, ``X``,
+        ``Omega``, the GD noise).
+    tau : array_like
         Training times ``>= 0`` in units ``k eta / d^2``; ``inf`` is the end of training (not for ``"gd"``).
-    d : int, default 100
-        Dimension of the finite-size model (ignored by ``"asymptotic"``).
-    activation, sigma_x, center
-        As in :func:`memlab.gep_constants` (``Sigma = sigma_x^2 I``).
     method : {"gep", "features", "asymptotic", "gd"}
-        ``"gep"``: exact gradient-flow closed form (spec 2.3) on the seeded Gaussian-equivalent
-        ``U, U~, V`` (Lemma C.1), ``O(p (n + d)^2)``.  ``"features"``: the same on the true
-        random-features matrices of the real activation (exact noise average; ``O(p^3)``).
-        ``"asymptotic"``: ``d -> infinity`` training loss from the ``s``-measure of Theorem 3.1 (spec 2.4);
-        ``test``, ``gen`` and ``score_error`` are ``None`` (they need a two-resolvent quantity, spec 11.1).
+        ``"gep"``: exact gradient-flow closed form (docs/theory/random_features.md §2) on the seeded
+        Gaussian-equivalent ``U, U~, V`` (SM Lemma C.1), ``O(p (n + d)^2)``.  ``"features"``: the same on the
+        true random-features matrices of the real activation (exact noise average; ``O(p^3)``).
+        ``"asymptotic"``: ``d -> infinity`` training loss from the ``s``-measure of Theorem 3.1; ``test``,
+        ``gen`` and ``score_error`` are ``None`` (they need a two-resolvent quantity the paper does not give).
         ``"gd"``: full-batch GD on the true features (:func:`memlab.numerics.rf_gd.simulate_gd`); the
         returned ``tau`` are the requested times rounded to whole steps (zeros first, then sorted, unique).
-    seed : int, default 0
-        Seed of ``W``, ``X`` (and ``Omega`` / the GD noise).
     delta_tau : float, optional
         GD step (``"gd"`` only); default ``1e-2 psi_p / Delta_t``; must be below ``psi_p/(Delta_t lambda_max)``.
     noise : {"exact", "fresh"}
@@ -81,8 +68,10 @@ def rf_learning_curves(psi_p, psi_n, t, taus, *, d=100, activation="tanh", sigma
     Raises
     ------
     ValueError
-        Non-positive or non-finite ``psi_p``, ``psi_n``, ``t``; negative or NaN ``taus``; unknown
-        ``method``; ``d`` too small for the requested ``psi``; ``delta_tau`` above the stability bound.
+        Negative or NaN ``tau``; unknown ``method``; ``d`` too small for the model's ratios; ``delta_tau``
+        above the stability bound.
+    TypeError
+        ``model`` is not an :class:`~memlab.theory.rf_model.RFModel`.
 
     References
     ----------
@@ -90,60 +79,52 @@ def rf_learning_curves(psi_p, psi_n, t, taus, *, d=100, activation="tanh", sigma
 
     Examples
     --------
-    >>> c = rf_learning_curves(8, 2, 0.1, [0.0, 10.0, float("inf")], d=20)
+    >>> c = rf_learning_curves(RFModel(8, 2, 0.1, d=20), [0.0, 10.0, float("inf")])
     >>> float(c.train[0]), bool(c.gen[-1] > 0)
     (1.0, True)
     """
+    _check_model(model)
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(METHODS)} (got {method!r})")
-    psi_p, psi_n, d, p, n = _sizes(psi_p, psi_n, d)
-    t = _checks.positive_float("t", t)
-    tau = validate_taus(taus)
-    inputs = dict(psi_p=psi_p, psi_n=psi_n, t=t, d=d, p=p, n=n, activation=getattr(activation, "__name__", activation),
-                  sigma_x=sigma_x, center=center, seed=seed, method=method)
+    tau = validate_tau(tau)
     t0 = time.perf_counter()
     if method == "asymptotic":
-        spec = rf_spectrum(psi_p, psi_n, t, activation=activation, sigma_x=sigma_x, center=center)
+        spec = rf_spectrum(model)
         c = spec.constants
         train = asymptotic_train_loss(spec, tau)
         floor = 1.0 - c.delta_t / c.gamma2
         return LearningCurves(tau=tau, train=train, test=None, gen=None, score_error=None, bayes_floor=floor,
-                              method=method, inputs=inputs, constants=c,
+                              method=method, model=model,
                               diagnostics=dict(wall_s=time.perf_counter() - t0, bulks=spec.bulks,
-                                               note="test/gen/score_error need a two-resolvent quantity "
-                                                    "(spec 11.1); use method='gep' at finite d"))
+                                               note="test/gen/score_error need a two-resolvent quantity; use "
+                                                    "method='gep' at finite d"))
+    n, p, d = model.sizes()
     if method == "gep":
-        mats = gep_matrices(n, p, d, t, activation=activation, sigma_x=sigma_x, center=center, seed=seed,
-                            dense=p <= n + d)
-        em = eigen_model(mats)
+        em = eigen_model(gep_matrices(model, dense=p <= n + d))
         train, test = closed_form_curves(em, tau)
         diag = dict(n_modes=int(em.lam.size), lambda_max=float(em.lam.max()))
     else:
         # feature correlations reach ~0.9 at d = 10: allow a long Mehler series (it stops early at large d)
-        mats = true_feature_matrices(n, p, d, t, activation=activation, sigma_x=sigma_x, center=center, seed=seed,
-                                     k_max=120, n_nodes=128, tol=1e-10)
+        mats = true_feature_matrices(model, k_max=120, n_nodes=128, tol=1e-10)
         em = eigen_model(mats)
         if method == "features":
             train, test = closed_form_curves(em, tau)
             diag = dict(n_modes=int(em.lam.size), lambda_max=float(em.lam.max()), mehler=mats.diagnostics)
         else:
             if np.any(~np.isfinite(tau)):
-                raise ValueError("taus must be finite for method='gd' (a simulation cannot reach tau = inf)")
+                raise ValueError("tau must be finite for method='gd' (a simulation cannot reach tau = inf)")
             zero = tau == 0                      # tau = 0 is B = 0: both losses are exactly 1
-            g = simulate_gd(mats, tau[~zero], delta_tau=delta_tau, noise=noise, seed=seed) if np.any(~zero) else None
+            g = simulate_gd(mats, tau[~zero], delta_tau=delta_tau, noise=noise) if np.any(~zero) else None
             ones = np.ones(int(zero.sum()))
             tau = np.concatenate([0.0 * ones] + ([g.tau] if g else []))
             train = np.concatenate([ones] + ([g.train] if g else []))
             test = np.concatenate([ones] + ([g.test] if g else []))
-            dt = g.delta_tau if g else delta_tau
-            diag = dict(gd=g.diagnostics if g else {}, delta_tau=dt, noise=noise)
-            inputs.update(delta_tau=dt, noise=noise)
-    c = mats.constants
+            diag = dict(gd=g.diagnostics if g else {}, delta_tau=g.delta_tau if g else delta_tau, noise=noise)
     gen = test - train
     score = (test - 1.0 + em.delta_t * em.j_over_d) / em.delta_t
     diag["wall_s"] = time.perf_counter() - t0
     return LearningCurves(tau=tau, train=train, test=test, gen=gen, score_error=score, bayes_floor=em.bayes_floor,
-                          method=method, inputs=inputs, constants=c, diagnostics=diag)
+                          method=method, model=model, diagnostics=diag)
 
 
 @dataclass(frozen=True)
@@ -157,15 +138,15 @@ class PhaseDiagram:
     tau : ndarray
         Training times (units ``k eta / d^2``).
     gen : ndarray (len(tau), len(psi_p), len(psi_n))
-        Generalization loss ``L_test - L_train`` from the GEP closed form at dimension ``d``.
+        Generalization loss ``L_test - L_train`` from the GEP closed form at the model's dimension ``d``.
     psi_n_mem : list of list
-        For each ``tau`` and ``psi_p``: the ``psi_n`` at which the paper's ``tau_mem`` equals ``tau``
-        (memorization has set in at ``tau`` for smaller ``psi_n``), or ``None`` when ``tau_mem`` stays
+        For each ``tau`` and ``psi_p``: the ``psi_n`` at which ``tau_mem_formula`` equals ``tau``
+        (memorization has set in at ``tau`` for smaller ``psi_n``), or ``None`` when ``tau_mem_formula`` stays
         above/below ``tau`` on ``(0, psi_p)``.
-    tau_gen : ndarray
-        Operational ``tau_gen(psi_p)`` (independent of ``psi_n``; spec 5.1).
-    d : int
-    constants : GEPConstants
+    tau_gen_formula : ndarray
+        ``tau_gen_formula(psi_p)`` (independent of ``psi_n``; docs/theory/random_features.md §5).
+    model : RFModel
+        The model that gave ``t``, ``d``, activation, covariance and seed (its ratios are replaced by the grid).
     diagnostics : dict
     """
 
@@ -174,56 +155,55 @@ class PhaseDiagram:
     tau: np.ndarray
     gen: np.ndarray
     psi_n_mem: list
-    tau_gen: np.ndarray
-    d: int
-    constants: GEPConstants = field(repr=False)
+    tau_gen_formula: np.ndarray
+    model: RFModel
     diagnostics: dict = field(default_factory=dict, repr=False)
 
 
 def _grid(name, values):
-    arr = np.atleast_1d(np.asarray(values, dtype=np.float64))
+    try:
+        arr = np.atleast_1d(np.asarray(values, dtype=np.float64))
+    except (TypeError, ValueError):
+        arr = np.array([np.nan])
     if arr.ndim != 1 or arr.size == 0 or not np.all(np.isfinite(arr)) or np.any(arr <= 0):
         raise ValueError(f"{name} must be a non-empty 1-D sequence of finite values > 0")
     return arr
 
 
-def rf_phase_diagram(psi_p_grid, psi_n_grid, t, tau, *, d=25, activation="tanh", sigma_x=1.0, center=False,
-                     seed=0) -> PhaseDiagram:
+def rf_phase_diagram(model: RFModel, tau, *, psi_p_grid, psi_n_grid) -> PhaseDiagram:
     """Generalization loss at training time(s) ``tau`` over ``(psi_p, psi_n)`` (Fig. 5C analogue).
 
-    Each grid point is the exact closed form on one seeded Gaussian-equivalent model at dimension ``d``
-    (cost ``O(p (n + d)^2)``; ``d = 25`` keeps a 10 x 10 grid at ``psi <= 64`` to seconds).  The
-    boundaries come from the closed forms: ``n* = p`` (``psi_n = psi_p``), ``tau_mem(psi_p, psi_n) = tau``
-    and ``tau_gen(psi_p) = tau``.
+    Each grid point is the exact closed form on one seeded Gaussian-equivalent model at the dimension
+    ``model.d`` (cost ``O(p (n + d)^2)``; ``d = 25`` keeps a 10 x 10 grid at ``psi <= 64`` to seconds), with
+    ``model``'s ``t``, activation, covariance and seed.  The boundaries come from the closed forms:
+    ``n* = p`` (``psi_n = psi_p``), ``tau_mem_formula(psi_p, psi_n) = tau`` and ``tau_gen_formula(psi_p) = tau``.
 
     Returns
     -------
     PhaseDiagram
     """
+    _check_model(model)
     pp = _grid("psi_p_grid", psi_p_grid)
     pn = _grid("psi_n_grid", psi_n_grid)
-    tau_arr = validate_taus(tau, "tau")
-    t = _checks.positive_float("t", t)
-    d = _checks.positive_int("d", d)
-    for a in pp:
-        for b in pn:
-            _sizes(a, b, d)
-    c = gep_constants(t, activation=activation, sigma_x=sigma_x, center=center)
+    tau_arr = validate_tau(tau)
+    models = [[model.replace(psi_p=float(a), psi_n=float(b)) for b in pn] for a in pp]
+    for row in models:
+        for m in row:
+            m.sizes()
+    c = model.constants
     t0 = time.perf_counter()
     gen = np.empty((tau_arr.size, pp.size, pn.size))
-    for i, a in enumerate(pp):
-        for j, b in enumerate(pn):
-            cur = rf_learning_curves(a, b, t, tau_arr, d=d, activation=activation, sigma_x=sigma_x, center=center,
-                                     seed=seed, method="gep")
-            gen[:, i, j] = cur.gen
+    for i, row in enumerate(models):
+        for j, m in enumerate(row):
+            gen[:, i, j] = rf_learning_curves(m, tau_arr, method="gep").gen
     mem = []
     for tv in tau_arr:
-        row = []
+        line = []
         for a in pp:
-            f = lambda x, a=a: ts.tau_mem(c.s_t2, c.v_t2, a, x, c.delta_t) - tv  # noqa: E731
+            f = lambda x, a=a: ts.tau_mem_formula(c.s_t2, c.v_t2, a, x, c.delta_t) - tv  # noqa: E731
             lo, hi = 1e-6 * a, a * (1 - 1e-12)
-            row.append(float(brentq(f, lo, hi, xtol=1e-12 * a)) if np.isfinite(tv) and f(lo) < 0 < f(hi) else None)
-        mem.append(row)
-    tg = np.array([ts.tau_gen(c.mu1, c.norm2, a, c.delta_t) for a in pp])
-    return PhaseDiagram(psi_p=pp, psi_n=pn, tau=tau_arr, gen=gen, psi_n_mem=mem, tau_gen=tg, d=d, constants=c,
-                        diagnostics=dict(wall_s=time.perf_counter() - t0, seed=seed))
+            line.append(float(brentq(f, lo, hi, xtol=1e-12 * a)) if np.isfinite(tv) and f(lo) < 0 < f(hi) else None)
+        mem.append(line)
+    tg = np.array([ts.tau_gen_formula(c.mu1, c.norm2, a, c.delta_t) for a in pp])
+    return PhaseDiagram(psi_p=pp, psi_n=pn, tau=tau_arr, gen=gen, psi_n_mem=mem, tau_gen_formula=tg, model=model,
+                        diagnostics=dict(wall_s=time.perf_counter() - t0))

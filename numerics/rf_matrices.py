@@ -1,13 +1,13 @@
 """Finite-size random-features matrices: Gaussian-equivalent and true-feature ``U``, ``U~``, ``V``, ``V~``.
 
-Spec 3.2 (arXiv:2505.17638 SM Lemmas C.1, C.2, C.4; eq 85)::
+arXiv:2505.17638 SM Lemmas C.1, C.2, C.4 and eq 85 (docs/theory/random_features.md §3)::
 
     U_GEP = G G^T / n + b_t^2 K + s_t^2 I_p,   G = e^{-t} a_t W_bar X + v_t Omega,   K = W_bar W_bar^T
     U~_GEP = mu1^2 / Gamma_t^2 W_bar Sigma_t W_bar^T + (||sigma||^2 - mu1^2) I_p,   V = V~ = b_t W_bar
 
 with ``W_bar = W / sqrt(d)``, ``W`` (p x d), ``X`` (d x n, columns ~ N(0, Sigma)) and ``Omega`` (p x n)
-drawn in that order from ``numpy.random.default_rng(seed)``.  The true-feature matrices of the real
-activation (spec 3.2, "True-feature matrices at finite d") average over the noise exactly, by a
+drawn in that order from ``numpy.random.default_rng(model.seed)``.  The true-feature matrices of the real
+activation (docs/theory/random_features.md §3) average over the noise exactly, by a
 Mehler series whose coefficients are 1-D Gauss-Hermite integrals per feature and sample, or by Monte
 Carlo over ``xi`` for comparison.  Every matrix uses the centred activation when ``center=True``.
 """
@@ -20,24 +20,53 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..theory import _checks
+from ..theory import checks
 from ..theory.activations import Activation
-from ..theory.gep import GEPConstants, gaussian_rule, gep_constants, hermite_projections
+from ..theory.gep import GEPConstants, gaussian_rule, hermite_projections
+from ..theory.rf_model import RFModel
+from ..theory.schedules import ou_sigma_t
 
 __all__ = ["GEPMatrices", "TrueFeatureMatrices", "gep_matrices", "gep_eigenvalues", "true_feature_matrices",
-           "eigenvalues"]
+           "eigenvalues", "gram_factor", "population_matrix"]
+
+
+class _Sized:
+    """``n, p, d, t, seed, constants, cov_eigs`` of the model the matrices were drawn for."""
+
+    @property
+    def n(self) -> int:
+        return self.model.n
+
+    @property
+    def p(self) -> int:
+        return self.model.p
+
+    @property
+    def d(self) -> int:
+        return self.model.d
+
+    @property
+    def t(self) -> float:
+        return self.model.t
+
+    @property
+    def constants(self) -> GEPConstants:
+        return self.model.constants
+
+    @property
+    def cov_eigs(self) -> np.ndarray:
+        """Eigenvalues of the (diagonal) data covariance ``Sigma``."""
+        return self.model.cov_eigs
 
 
 @dataclass(frozen=True)
-class GEPMatrices:
-    """Gaussian-equivalent matrices of one seeded draw (spec 3.2).
+class GEPMatrices(_Sized):
+    """Gaussian-equivalent matrices of one seeded draw (docs/theory/random_features.md §3).
 
     Attributes
     ----------
-    n, p, d, t, seed : int, int, int, float, int
-    constants : GEPConstants
-    cov_eigs : ndarray (d,)
-        Eigenvalues of the (diagonal) data covariance ``Sigma``.
+    model : RFModel
+        The model (sizes ``n, p, d``, ``t``, ``seed``, ``constants`` and ``cov_eigs`` are its properties).
     W_bar, X, Omega, G : ndarray
         ``W / sqrt(d)`` (p x d), data (d x n), feature noise (p x n), ``e^{-t} a_t W_bar X + v_t Omega``.
     K, U, U_tilde : ndarray (p x p) or None
@@ -47,13 +76,7 @@ class GEPMatrices:
         ``b_t W_bar`` (both).
     """
 
-    n: int
-    p: int
-    d: int
-    t: float
-    seed: int
-    constants: GEPConstants = field(repr=False)
-    cov_eigs: np.ndarray = field(repr=False)
+    model: RFModel
     W_bar: np.ndarray = field(repr=False)
     X: np.ndarray = field(repr=False)
     Omega: np.ndarray = field(repr=False)
@@ -66,17 +89,13 @@ class GEPMatrices:
 
 
 @dataclass(frozen=True)
-class TrueFeatureMatrices:
-    """True random-features matrices of the real activation at finite ``d`` (spec 3.2).
+class TrueFeatureMatrices(_Sized):
+    """True random-features matrices of the real activation at finite ``d`` (docs/theory/random_features.md §3).
 
     Attributes
     ----------
-    n, p, d, t, seed : int, int, int, float, int
-    constants : GEPConstants
-        Constants of the same ``(t, activation, sigma_x, center)``; ``activation_function()`` is the
-        activation used (centred when ``center``).
-    cov_eigs : ndarray (d,)
-        Eigenvalues of the (diagonal) data covariance.
+    model : RFModel
+        The model; ``constants.effective_activation()`` is the activation used (centred when ``center``).
     W_bar, X : ndarray
         The same draws as :func:`gep_matrices` with the same seed.
     U, U_tilde : ndarray (p x p)
@@ -87,13 +106,7 @@ class TrueFeatureMatrices:
         ``U~``), ``truncation`` (bound on the first dropped term), ``n_noise`` (Monte Carlo draws).
     """
 
-    n: int
-    p: int
-    d: int
-    t: float
-    seed: int
-    constants: GEPConstants = field(repr=False)
-    cov_eigs: np.ndarray = field(repr=False)
+    model: RFModel
     W_bar: np.ndarray = field(repr=False)
     X: np.ndarray = field(repr=False)
     U: np.ndarray = field(repr=False)
@@ -103,51 +116,43 @@ class TrueFeatureMatrices:
     diagnostics: dict = field(default_factory=dict, repr=False)
 
 
-def _setup(n, p, d, t, activation, sigma_x, center, cov_eigs, seed):
-    n = _checks.positive_int("n", n)
-    p = _checks.positive_int("p", p)
-    d = _checks.positive_int("d", d)
-    t = _checks.positive_float("t", t)
-    seed = _checks.positive_int("seed", seed, minimum=0)
-    if cov_eigs is None:
-        sx = 1.0 if sigma_x is None else _checks.positive_float("sigma_x", sigma_x)
-        cov = np.full(d, sx * sx)
-    else:
-        cov = np.asarray(cov_eigs, dtype=np.float64)
-        if cov.shape != (d,):
-            raise ValueError(f"cov_eigs must hold d={d} covariance eigenvalues (got shape {cov.shape})")
-        if not np.all(np.isfinite(cov)) or np.any(cov < 0) or not np.any(cov > 0):
-            raise ValueError("cov_eigs must be finite, >= 0 and not all zero")
-        sx = math.sqrt(float(cov.mean()))
-        if sigma_x is not None and not math.isclose(_checks.positive_float("sigma_x", sigma_x), sx, rel_tol=1e-12):
-            raise ValueError(f"sigma_x={sigma_x} contradicts cov_eigs (sigma_x^2 = mean(cov_eigs) = {sx * sx:.6g}); "
-                             f"pass only one of them")
-    c = gep_constants(t, activation=activation, sigma_x=sx, center=center)
-    rng = np.random.default_rng(seed)
+def _draws(model: RFModel):
+    """``W_bar`` (p x d) and the data ``X`` (d x n), then the generator (for ``Omega``, noise)."""
+    if not isinstance(model, RFModel):
+        raise TypeError(f"model must be an RFModel (got {type(model).__name__}); e.g. "
+                        f"RFModel.from_sizes(n=40, p=160, d=20, t=0.1)")
+    n, p, d = model.sizes()
+    cov = model.cov_eigs
+    model.constants  # noqa: B018 - validates the activation (mu0, centring) before any draw
+    rng = np.random.default_rng(model.seed)
     W = rng.standard_normal((p, d))
     X = rng.standard_normal((d, n)) * np.sqrt(cov)[:, None]
-    return n, p, d, t, seed, c, cov, rng, W / math.sqrt(d), X
+    return rng, W / math.sqrt(d), X
 
 
-def gep_matrices(n, p, d, t, *, activation="tanh", sigma_x=None, center=False, cov_eigs=None, seed=0,
-                 dense=True) -> GEPMatrices:
-    """Seeded Gaussian-equivalent ``U``, ``U~``, ``V``, ``V~`` (spec 3.2; arXiv:2505.17638 SM Lemma C.1, eq 85).
+def population_matrix(c: GEPConstants, A, sigma_t) -> np.ndarray:
+    """``(mu1^2/Gamma_t^2) A diag(Sigma_t) A^T + (||sigma||^2 - mu1^2) I``: the Gaussian-equivalent ``U~``
+    (arXiv:2505.17638 SM eq 85, with the ``1/Gamma_t^2`` of correction 7 of docs/theory/random_features.md §8)
+    for ``A = W_bar``, or ``Q^T U~ Q`` for ``A = Q^T W_bar``; ``sigma_t`` holds the eigenvalues of ``Sigma_t``."""
+    A = np.asarray(A, dtype=np.float64)
+    out = (c.mu1 ** 2 / c.gamma2) * (A * sigma_t) @ A.T
+    out[np.diag_indices_from(out)] += c.norm2 - c.mu1 ** 2
+    return out
+
+
+def gram_factor(mats: "GEPMatrices") -> np.ndarray:
+    """``Z = [G / sqrt(n), b_t W_bar]`` (p x (n + d)) with ``U_GEP = Z Z^T + s_t^2 I`` (SM Lemma C.1)."""
+    return np.concatenate([mats.G / math.sqrt(mats.n), mats.constants.b_t * mats.W_bar], axis=1)
+
+
+def gep_matrices(model: RFModel, *, dense=True) -> GEPMatrices:
+    """Seeded Gaussian-equivalent ``U``, ``U~``, ``V``, ``V~`` (arXiv:2505.17638 SM Lemma C.1, eq 85).
 
     Parameters
     ----------
-    n, p, d : int
-        Training points, features, dimension (all ``>= 1``).
-    t : float
-        Diffusion time ``> 0``.
-    activation : str or callable, default "tanh"
-    sigma_x : float, optional
-        Data scale for ``Sigma = sigma_x^2 I`` (default 1).  Mutually exclusive with ``cov_eigs``.
-    center : bool, default False
-        Centred activation (spec 1.3).
-    cov_eigs : array_like (d,), optional
-        Eigenvalues of a diagonal ``Sigma``; ``sigma_x^2 = mean(cov_eigs)``.
-    seed : int, default 0
-        ``W``, ``X``, ``Omega`` are drawn in that order from ``default_rng(seed)``.
+    model : RFModel
+        Sizes ``n = round(psi_n d)``, ``p = round(psi_p d)``, ``d``; time, activation, data covariance;
+        ``W``, ``X``, ``Omega`` are drawn in that order from ``default_rng(model.seed)``.
     dense : bool, default True
         Form the ``p x p`` matrices ``K``, ``U``, ``U~``.  ``False`` keeps only the factors
         (``O((n + d) p)`` memory); :func:`gep_eigenvalues` works either way.
@@ -158,45 +163,44 @@ def gep_matrices(n, p, d, t, *, activation="tanh", sigma_x=None, center=False, c
 
     Examples
     --------
-    >>> m = gep_matrices(40, 160, 20, 0.1, seed=1)
+    >>> m = gep_matrices(RFModel.from_sizes(40, 160, 20, 0.1, seed=1))
     >>> bool(np.allclose(m.U, m.U.T)), m.U.shape
     (True, (160, 160))
     """
-    n, p, d, t, seed, c, cov, rng, W_bar, X = _setup(n, p, d, t, activation, sigma_x, center, cov_eigs, seed)
+    rng, W_bar, X = _draws(model)
+    n, p = model.n, model.p
+    c = model.constants
     Omega = rng.standard_normal((p, n))
-    G = math.exp(-t) * c.a_t * (W_bar @ X) + c.v_t * Omega
+    G = math.exp(-model.t) * c.a_t * (W_bar @ X) + c.v_t * Omega
     V = c.b_t * W_bar
     K = U = U_tilde = None
     if dense:
         K = W_bar @ W_bar.T
         U = G @ G.T / n + c.b_t ** 2 * K
         U[np.diag_indices(p)] += c.s_t2
-        sigma_t = math.exp(-2.0 * t) * cov + c.delta_t
-        U_tilde = (c.mu1 ** 2 / c.gamma2) * (W_bar * sigma_t) @ W_bar.T
-        U_tilde[np.diag_indices(p)] += c.norm2 - c.mu1 ** 2
-    return GEPMatrices(n=n, p=p, d=d, t=t, seed=seed, constants=c, cov_eigs=cov, W_bar=W_bar, X=X, Omega=Omega,
-                       G=G, K=K, U=U, U_tilde=U_tilde, V=V, V_tilde=V.copy())
+        U_tilde = population_matrix(c, W_bar, ou_sigma_t(model.t, model.cov_eigs))
+    return GEPMatrices(model=model, W_bar=W_bar, X=X, Omega=Omega, G=G, K=K, U=U, U_tilde=U_tilde, V=V,
+                       V_tilde=V.copy())
 
 
 def gep_eigenvalues(mats: GEPMatrices) -> np.ndarray:
     """All ``p`` eigenvalues of ``U_GEP`` (ascending), without forming the ``p x p`` matrix when ``p > n + d``.
 
-    ``U_GEP - s_t^2 I = Z Z^T`` with ``Z = [G / sqrt(n), b_t W_bar]`` (``p x (n + d)``).  Its non-zero
+    ``U_GEP - s_t^2 I = Z Z^T`` with ``Z`` = :func:`gram_factor` (``p x (n + d)``).  Its non-zero
     eigenvalues are those of the ``(n + d) x (n + d)`` Gram matrix ``Z^T Z``; the other
-    ``p - n - d`` eigenvalues equal ``s_t^2`` exactly (the delta-peak of spec 4.5).  Cost
-    ``O(p (n + d)^2 + (n + d)^3)`` instead of ``O(p^3)``.
+    ``p - n - d`` eigenvalues equal ``s_t^2`` exactly (the delta peak, docs/theory/random_features.md §4).
+    Cost ``O(p (n + d)^2 + (n + d)^3)`` instead of ``O(p^3)``.
     """
     if not isinstance(mats, GEPMatrices):
         raise TypeError(f"mats must be a GEPMatrices from gep_matrices (got {type(mats).__name__})")
-    c = mats.constants
-    Z = np.concatenate([mats.G / math.sqrt(mats.n), c.b_t * mats.W_bar], axis=1)
+    Z = gram_factor(mats)
     p, k = Z.shape
     if p > k:
         ev = np.linalg.eigvalsh(Z.T @ Z)
         ev = np.concatenate([np.zeros(p - k), np.maximum(ev, 0.0)])
     else:
         ev = np.maximum(np.linalg.eigvalsh(Z @ Z.T), 0.0)
-    return np.sort(ev + c.s_t2)
+    return np.sort(ev + mats.constants.s_t2)
 
 
 def eigenvalues(U) -> np.ndarray:
@@ -254,9 +258,10 @@ def _mehler(H: np.ndarray, m2: np.ndarray, rho: np.ndarray, tol: float):
     return out, used, bound
 
 
-def true_feature_matrices(n, p, d, t, *, activation="tanh", sigma_x=None, center=False, cov_eigs=None, seed=0,
-                          method="mehler", n_noise=1000, k_max=30, n_nodes=48, tol=1e-12) -> TrueFeatureMatrices:
-    """True random-features ``U``, ``U~``, ``V``, ``V~`` of the real activation at finite ``d`` (spec 3.2).
+def true_feature_matrices(model: RFModel, *, method="mehler", n_noise=1000, k_max=30, n_nodes=48,
+                          tol=1e-12) -> TrueFeatureMatrices:
+    """True random-features ``U``, ``U~``, ``V``, ``V~`` of the real activation at finite ``d``
+    (docs/theory/random_features.md §3).
 
     ``phi^nu = sigma(W_bar x_t^nu)`` with ``x_t = e^{-t} x + sqrt(Delta_t) xi``;
     ``U = (1/n) sum_nu E_xi[phi^nu phi^nu^T]``, ``V = (1/n) sum_nu E_xi[phi^nu xi^T]`` and the population
@@ -264,8 +269,8 @@ def true_feature_matrices(n, p, d, t, *, activation="tanh", sigma_x=None, center
 
     Parameters
     ----------
-    n, p, d, t, activation, sigma_x, center, cov_eigs, seed
-        As in :func:`gep_matrices`; the same ``seed`` gives the same ``W`` and ``X``.
+    model : RFModel
+        As in :func:`gep_matrices`; the same model gives the same ``W`` and ``X``.
     method : {"mehler", "monte_carlo"}
         ``"mehler"``: exact noise average.  Pre-activations ``m_i + sqrt(Delta_t K_ii) z`` with
         ``m_i = e^{-t} W_bar_i . x``; for ``i != j`` their noise correlation is ``rho_ij = K_ij /
@@ -291,22 +296,23 @@ def true_feature_matrices(n, p, d, t, *, activation="tanh", sigma_x=None, center
     Cost (Mehler): ``O(p n n_nodes)`` activation calls plus ``k`` GEMMs of ``O(p^2 n)``; at ``d = 100``,
     ``t >= 0.01`` the series stops after about 8-12 terms.
     """
-    n, p, d, t, seed, c, cov, rng, W_bar, X = _setup(n, p, d, t, activation, sigma_x, center, cov_eigs, seed)
+    rng, W_bar, X = _draws(model)
+    n, p, d, t = model.n, model.p, model.d, model.t
+    c, cov = model.constants, model.cov_eigs
     if method not in ("mehler", "monte_carlo"):
         raise ValueError(f"method must be 'mehler' or 'monte_carlo' (got {method!r})")
-    k_max = _checks.positive_int("k_max", k_max, minimum=1)
-    n_nodes = _checks.positive_int("n_nodes", n_nodes, minimum=8)
-    n_noise = _checks.positive_int("n_noise", n_noise)
+    k_max = checks.positive_int("k_max", k_max, minimum=1)
+    n_nodes = checks.positive_int("n_nodes", n_nodes, minimum=8)
+    n_noise = checks.positive_int("n_noise", n_noise)
     if n_nodes <= k_max:
         raise ValueError(f"n_nodes must exceed k_max so the quadrature keeps He_0..He_k_max orthonormal "
                          f"(got n_nodes={n_nodes}, k_max={k_max})")
-    tol = _checks.positive_float("tol", tol)
-    base = c._activation
-    act = Activation(base.name + ("_centred" if c.center else ""), c.activation_function(), base.kinks, base.odd)
+    tol = checks.positive_float("tol", tol)
+    act = c.effective_activation()
     delta = c.delta_t
     K = W_bar @ W_bar.T
     kdiag = np.diag(K).copy()
-    sigma_t = math.exp(-2.0 * t) * cov + delta
+    sigma_t = ou_sigma_t(t, cov)
     C = (W_bar * sigma_t) @ W_bar.T
     cdiag = np.diag(C).copy()
     diag = {"method": method}
@@ -327,7 +333,7 @@ def true_feature_matrices(n, p, d, t, *, activation="tanh", sigma_x=None, center
             warnings.warn(f"true_feature_matrices: Mehler series not converged at k_max={k_max} (entries may be off "
                           f"by up to {max(b_u, b_p):.2e} > tol={tol:.0e}; feature correlations reach "
                           f"{float(np.max(np.abs(rho - np.eye(p)))):.2f} at d={d}); raise k_max (with n_nodes > "
-                          f"k_max) or use method='monte_carlo'", _checks.MemlabValidityWarning, stacklevel=2)
+                          f"k_max) or use method='monte_carlo'", checks.MemlabValidityWarning, stacklevel=2)
     else:
         U = np.zeros((p, p))
         V = np.zeros((p, d))
@@ -350,5 +356,5 @@ def true_feature_matrices(n, p, d, t, *, activation="tanh", sigma_x=None, center
         U_tilde /= n * n_noise
         V_tilde /= n * n_noise
         diag.update(n_noise=n_noise)
-    return TrueFeatureMatrices(n=n, p=p, d=d, t=t, seed=seed, constants=c, cov_eigs=cov, W_bar=W_bar, X=X, U=U, U_tilde=U_tilde,
-                               V=V, V_tilde=V_tilde, diagnostics=diag)
+    return TrueFeatureMatrices(model=model, W_bar=W_bar, X=X, U=U, U_tilde=U_tilde, V=V, V_tilde=V_tilde,
+                               diagnostics=diag)

@@ -1,5 +1,5 @@
-"""Fit a time weighting to measured transitions (arXiv:2508.17689v1 Eqs. 22-23, App. H.3; spec
-gmm_laboratory.md section 8).
+"""Fit a time weighting to measured transitions (arXiv:2508.17689v1 Eqs. 22-23, App. H.3;
+docs/theory/capacity_crossover.md §8).
 
 For a configuration with training-set size N and measured transition M_pt, a candidate weighting
 ``lam >= 0`` on the 26-point grid predicts ``S_M = sum_l lam_l (C (1 - M/N) - 1/(psi_l sigma^2 + 1))``
@@ -8,7 +8,10 @@ For a configuration with training-set size N and measured transition M_pt, a can
 objective is ``sum_configs (Mbar/N - M_pt/N)^2 + beta sum_configs H(p)`` with ``beta = 1e-3``;
 ``lam = softplus(theta)``, L-BFGS-B from the ``paper`` preset (package choices).
 
-Non-identifiability (spec 8): the hard arg-min depends on ``lam`` only through
+Every formula comes from the crossover derivation (:func:`memlab.theory.crossover.derive_crossover`): ``S_M`` is
+its grid gap ``Delta(M)`` at ``d = sigma^2 = 1`` through the two sums, ``r`` and ``1 - r/C`` its lambdified ratio.
+
+Non-identifiability (docs/theory/capacity_crossover.md §8): the hard arg-min depends on ``lam`` only through
 ``r = sum lam_l/(psi_l sigma^2+1) / sum lam_l``; the fit effectively determines one number, r, with
 ``1 - r/C`` near the mean measured ratio.  The shape of the fitted ``lam`` comes from the initialisation
 and the entropy penalty, not from the data; the overall scale acts as an inverse temperature.
@@ -22,7 +25,8 @@ import numpy as np
 from scipy.optimize import minimize
 from scipy.special import logsumexp
 
-from ..theory import _checks, grid
+from ..theory import checks, grid
+from ..theory.crossover import derive_crossover
 
 __all__ = ["WeightingFit", "fit_weighting"]
 
@@ -60,7 +64,7 @@ def _softplus(x):
 
 def fit_weighting(measured, *, C: float = 2.0, sigma2: float = 1.0, tau: float = 1.0 / 20.0, beta: float = 1e-3,
                   init="paper", maxiter: int = 500) -> WeightingFit:
-    """Fit ``lam`` to measured transitions ``[(N, M_pt), ...]`` (spec gmm_laboratory.md 8).
+    """Fit ``lam`` to measured transitions ``[(N, M_pt), ...]`` (docs/theory/capacity_crossover.md §8).
 
     Parameters
     ----------
@@ -81,31 +85,31 @@ def fit_weighting(measured, *, C: float = 2.0, sigma2: float = 1.0, tau: float =
     ----------
     arXiv:2508.17689v1 Eqs. 22-23, App. H.3 (Eq. 311).
     """
-    pairs = [(int(_checks.positive_int("N", n)), float(m)) for n, m in measured]
+    pairs = [(int(checks.positive_int("N", n)), float(m)) for n, m in measured]
     if not pairs:
         raise ValueError("measured must contain at least one (N, M_pt) pair")
     for n, m in pairs:
         if not (0 < m <= n):
             raise ValueError(f"each M_pt must lie in (0, N] (got M_pt = {m} for N = {n})")
-    C = _checks.positive_float("C", C)
-    sigma2 = _checks.positive_float("sigma2", sigma2)
-    psi = grid.psi(grid.paper_grid())
-    g = 1.0 / (psi * sigma2 + 1.0)  # normalised generalizing loss per grid time
+    C = checks.positive_float("C", C)
+    sigma2 = checks.positive_float("sigma2", sigma2)
+    der = derive_crossover()
+    g = der.sum1_term(1.0, grid.psi(grid.paper_grid()), sigma2)  # normalised generalizing loss per grid time
     if isinstance(init, str):
         lam0 = grid.PAPER_LAMBDA.copy() if init == "paper" else np.ones(26) if init == "uniform" else None
         if lam0 is None:
             raise ValueError(f"init must be 'paper', 'uniform' or an array of 26 weights (got {init!r})")
     else:
-        lam0 = _checks.weights("init", init, 26)
+        lam0 = checks.weights("init", init, 26)
     theta0 = np.log(np.expm1(np.maximum(lam0, 1e-8)))
     Ms = [np.arange(1, n + 1, dtype=float) for n, _ in pairs]
 
     def parts(theta):
         lam = _softplus(theta)
-        L, G = lam.sum(), lam @ g
+        S0, S1 = lam.sum(), lam @ g
         preds, ents = [], []
         for (n, m), M in zip(pairs, Ms):
-            S = C * (1.0 - M / n) * L - G
+            S = der.gap_from_sums(M, n, C, 1.0, 1.0, S0, S1)   # Delta(M) / (d sigma^2), Eq. 23
             logits = -S * S / tau
             lp = logits - logsumexp(logits)
             p = np.exp(lp)
@@ -122,11 +126,12 @@ def fit_weighting(measured, *, C: float = 2.0, sigma2: float = 1.0, tau: float =
     opt = minimize(objective, theta0, method="L-BFGS-B", options={"maxiter": maxiter})
     lam = _softplus(opt.x)
     preds, _ = parts(opt.x)
-    r = float(lam @ g / lam.sum())
+    r = float(der.r_from_sums(lam.sum(), lam @ g))
     mse = float(np.mean((preds - target) ** 2))
     if not np.isfinite(mse):
         raise RuntimeError(f"fit_weighting did not converge: objective {opt.fun}, status {opt.status}: {opt.message}")
-    return WeightingFit(weights=lam, r=r, ratio=1.0 - r / C, mse=mse, predicted=preds,
+    return WeightingFit(weights=lam, r=r, ratio=float(der.ratio_from_sums(C, lam.sum(), lam @ g)), mse=mse,
+                        predicted=preds,
                         diagnostics={"success": bool(opt.success), "message": str(opt.message), "nit": int(opt.nit),
                                      "objective": float(opt.fun), "mean_measured_ratio": float(target.mean()),
                                      "note": "only r = sum lam/(psi sigma^2+1)/sum lam is identified; the shape of "

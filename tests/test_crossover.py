@@ -1,7 +1,8 @@
 """Tests for memlab.theory.crossover: the capacity crossover M*.
 
-Mission Eq. 14 = arXiv:2508.17689v1 Eq. 21; checks 4-12 of spec section 9.  Reference numbers
-below are the spec's published values (spec 4.1, 4.3, 4.5, 9); everything else is compared with
+arXiv:2508.17689v1 Eq. 21 (our users' "Eq. 14"; docs/theory/capacity_crossover.md §5).  Reference numbers below
+are the values of docs/theory/capacity_crossover.md §4-§5 (computed from the paper's grid and its fitted weighting
+of Fig. 3); everything else is compared with
 independent computations written here (numpy gap + brentq, scipy quad, sympy by hand).
 """
 
@@ -19,21 +20,21 @@ from hypothesis import given, settings, strategies as st
 from scipy import integrate, optimize
 
 from memlab.theory import crossover
-from memlab.theory._checks import MemlabValidityWarning
+from memlab.theory.checks import MemlabValidityWarning
 from memlab.theory.crossover import MStarResult, predict_mstar
 
-# Spec section 1: t_ell = 0.999 - 0.03992 ell, descending; t_16 = 0.36028.
-SPEC_GRID = 0.999 - 0.03992 * np.arange(26)
+# App. H.1 (corrected, docs/theory/capacity_crossover.md §1): t_ell = 0.999 - 0.03992 ell, descending; t_16 = 0.36028.
+PAPER_GRID = 0.999 - 0.03992 * np.arange(26)
 
 
-def spec_psi(t):
+def grid_psi(t):
     t = np.asarray(t, dtype=float)
     return (1.0 - t * t) / (t * t)
 
 
 def gap_numpy(M, N, C, d, sigma2, lam, times):
     """Independent Delta(M) = sum_l lam_l (C(1 - M/N) d s2 - d s2/(psi_l s2 + 1))."""
-    psi = spec_psi(times)
+    psi = grid_psi(times)
     return float(np.sum(lam * (C * (1.0 - M / N) * d * sigma2 - d * sigma2 / (psi * sigma2 + 1.0))))
 
 
@@ -102,7 +103,7 @@ def test_symbolic_root_matches_brentq_C_wide(grid_draw, sigma2, C, N, d):
 
 
 def test_no_crossover_case_is_reported():
-    # paper weighting has r = 0.39993 (spec 4.5) > C = 0.3
+    # paper weighting has r = 0.39993 (docs/theory/capacity_crossover.md §5) > C = 0.3
     with pytest.warns(MemlabValidityWarning, match="window"):
         res = predict_mstar(50, C=0.3, d=50, K=12)
     assert res.crossover is False and res.m_star is None and res.ratio is None
@@ -147,7 +148,7 @@ def test_monotone_in_C_and_sigma2(grid_draw, sigma2, C, factor):
 
 
 # ---------------------------------------------------------------------------------------------
-# checks 4-7, 11-12: published reference values (spec 4.5 / 9)
+# reference values (docs/theory/capacity_crossover.md §4-§5)
 # ---------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("weighting, r_ref, ratio_C2, ratio_C1", [
@@ -160,18 +161,18 @@ def test_reference_values(weighting, r_ref, ratio_C2, ratio_C1):
     assert round(res2.r, 5) == r_ref
     assert round(res2.ratio, 3) == ratio_C2
     assert round(res1.ratio, 3) == ratio_C1
-    assert res2.times == pytest.approx(tuple(SPEC_GRID), abs=1e-12)
+    assert res2.times == pytest.approx(tuple(PAPER_GRID), abs=1e-12)
 
 
 def test_paper_weighting_accepts_explicit_paper_grid():
-    assert predict_mstar(100, times=SPEC_GRID).ratio == predict_mstar(100).ratio
+    assert predict_mstar(100, times=PAPER_GRID).ratio == predict_mstar(100).ratio
 
 
 def test_noise_weighting():
     for C in (1.0, 2.0):
         res = predict_mstar(100, C=C, weighting="noise")
         assert res.ratio > 0.9999
-        assert res.weights == pytest.approx(tuple(spec_psi(SPEC_GRID)), rel=1e-12)
+        assert res.weights == pytest.approx(tuple(grid_psi(PAPER_GRID)), rel=1e-12)
 
 
 def test_continuous_uniform_sympy_exact():
@@ -190,9 +191,9 @@ def test_continuous_uniform_numeric(C):
 
 def test_single_time_ratio_at_t16():
     assert round(crossover.single_time_ratio(0.36028, C=2.0), 3) == 0.935
-    out = crossover.single_time_ratio(SPEC_GRID, C=2.0)
+    out = crossover.single_time_ratio(PAPER_GRID, C=2.0)
     assert out.shape == (26,)
-    np.testing.assert_allclose(out, 1 - 1 / (2.0 * (spec_psi(SPEC_GRID) + 1)), rtol=1e-13)
+    np.testing.assert_allclose(out, 1 - 1 / (2.0 * (grid_psi(PAPER_GRID) + 1)), rtol=1e-13)
     # one-point grid through predict_mstar gives the same
     assert predict_mstar(10, weighting="uniform", times=[0.36028]).ratio == pytest.approx(
         crossover.single_time_ratio(0.36028), rel=1e-14)
@@ -201,19 +202,19 @@ def test_single_time_ratio_at_t16():
 def test_generalizing_anchor_t16():
     der = crossover.derive_crossover()
     s = der.symbols
-    val = der.gen_excess.subs({s["d"]: 50, s["sigma2"]: 1, s["psi"]: spec_psi(0.36028)})
+    val = der.gen_excess.subs({s["d"]: 50, s["sigma2"]: 1, s["psi"]: grid_psi(0.36028)})
     assert round(float(val), 3) == 6.490
 
 
 def test_r_value_and_mstar_grid_helpers():
-    psi = spec_psi(SPEC_GRID)
+    psi = grid_psi(PAPER_GRID)
     lam = np.linspace(1.0, 3.0, 26)
     r_direct = np.sum(lam / (psi * 0.7 + 1)) / np.sum(lam)
     assert crossover.r_value(lam, psi, 0.7) == pytest.approx(r_direct, rel=1e-13)
     assert crossover.mstar_grid(80, 1.5, 0.7, lam, psi) == pytest.approx(80 * (1 - r_direct / 1.5), rel=1e-13)
     M = np.array([0.0, 10.0, 80.0])
     got = crossover.gap_grid_numeric(M, 80, 1.5, 30, 0.7, lam, psi)
-    want = [gap_numpy(m, 80, 1.5, 30, 0.7, lam, SPEC_GRID) for m in M]
+    want = [gap_numpy(m, 80, 1.5, 30, 0.7, lam, PAPER_GRID) for m in M]
     np.testing.assert_allclose(got, want, rtol=1e-12)
 
 
@@ -235,7 +236,7 @@ def test_root_substitutes_back_to_zero():
     for gap, root in ((der.gap_grid, der.m_star_grid), (der.gap_continuous, der.m_star_continuous)):
         back = sp.factor_terms(gap.subs(M, root).expand())
         assert sp.simplify(back) == 0
-    # and the grid root is N (1 - r/C) with r as in spec 4.5
+    # and the grid root is N (1 - r/C) with r as in docs/theory/capacity_crossover.md §5
     s = der.symbols
     l, L, lam, psi = s["l"], s["L"], s["lam"], s["psi_l"]
     r = (sp.Sum(lam[l] / (psi[l] * s["sigma2"] + 1), (l, 0, L - 1)) / sp.Sum(lam[l], (l, 0, L - 1)))
@@ -263,7 +264,7 @@ def test_identity_inverse_snr():
     assert sp.simplify(lhs - rhs) == 0
     der = crossover.derive_crossover()
     assert sp.simplify(der.identity.lhs - lhs) == 0 and sp.simplify(der.identity.rhs - rhs) == 0
-    assert sp.simplify(rhs.subs(s2, 1) - t**2) == 0  # spec check 3
+    assert sp.simplify(rhs.subs(s2, 1) - t**2) == 0  # 1/(psi_l + 1) = t_l^2 for sigma2 = 1
 
 
 def test_grid_solution_on_concrete_small_grid():
@@ -316,7 +317,7 @@ def test_doctests():
 
 
 # ---------------------------------------------------------------------------------------------
-# validity diagnostics (spec 4.1, 4.3)
+# validity diagnostics (docs/theory/capacity_crossover.md §4)
 # ---------------------------------------------------------------------------------------------
 
 def test_window_d50_K12_and_coupon_warning():
@@ -331,7 +332,7 @@ def test_window_d50_K12_and_coupon_warning():
     assert set(res.warnings) <= set(emitted)
     psi_min = math.log(50) ** 2 / 50
     assert res.window_psi_min == pytest.approx(psi_min, rel=1e-14)
-    mask = spec_psi(SPEC_GRID) < psi_min
+    mask = grid_psi(PAPER_GRID) < psi_min
     frac = crossover.grid.PAPER_LAMBDA[mask].sum() / crossover.grid.PAPER_LAMBDA.sum()
     assert res.weight_outside_window == pytest.approx(frac, rel=1e-12)
 
@@ -340,7 +341,7 @@ def test_window_d50_K12_and_coupon_warning():
 def test_window_counts(d, n_out):
     with pytest.warns(MemlabValidityWarning, match="window"):
         res = predict_mstar(100, d=d)
-    assert res.times_outside_window == pytest.approx(tuple(SPEC_GRID[:n_out]), abs=1e-12)
+    assert res.times_outside_window == pytest.approx(tuple(PAPER_GRID[:n_out]), abs=1e-12)
     assert res.coupon_bound is None
 
 

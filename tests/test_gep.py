@@ -1,4 +1,5 @@
-"""Gaussian-equivalence constants (spec 3.1): Stein identities, mpmath, closed forms, Hermite form, limits."""
+"""Gaussian-equivalence constants (docs/theory/random_features.md §3): Stein identities, mpmath, closed forms,
+Hermite form, limits."""
 
 import math
 
@@ -8,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from memlab.theory._checks import MemlabValidityWarning
+from memlab.theory.checks import MemlabValidityWarning
 from memlab.theory.activations import Activation, resolve_activation
 from memlab.theory.gep import gaussian_rule, gep_constants, hermite_coefficients, v_s_from_hermite
 
@@ -102,7 +103,7 @@ def test_relu_without_center_is_rejected_with_reason():
 @pytest.mark.parametrize("act,center", [("tanh", False), ("erf", False), ("gelu", True)])
 @pytest.mark.parametrize("t,sx", [(0.02, 1.0), (0.5, 0.7), (2.0, 1.8)])
 def test_hermite_form_matches_quadrature(act, center, t, sx):
-    """v_t^2 and s_t^2 from the Hermite series (spec 3.1) equal the direct quadrature."""
+    """v_t^2 and s_t^2 from the Hermite series (docs/theory/random_features.md §3) equal the direct quadrature."""
     c = gep_constants(t, activation=act, sigma_x=sx, center=center)
     ch = hermite_coefficients(t, activation=act, sigma_x=sx, center=center, k_max=120)
     assert abs(ch[0]) < 1e-12                     # c_0 = mu0 = 0 (after centring)

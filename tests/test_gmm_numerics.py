@@ -1,4 +1,4 @@
-"""Denoisers, Monte Carlo losses and the DDIM sampler of the GMM laboratory (spec sections 2-6, 9)."""
+"""Denoisers, Monte Carlo losses and the DDIM sampler of the GMM laboratory (docs/theory/capacity_crossover.md §2-§6)."""
 
 import mpmath
 import numpy as np
@@ -6,8 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from memlab.numerics import _kernels
-from memlab.numerics.gmm import (GMMDenoiser, eps_to_x0, generalizing_denoiser, gmm_denoiser,
+from memlab.numerics.gmm import (GMMDenoiser, eps_to_x0, exp_nonpositive, generalizing_denoiser, gmm_denoiser,
                                  memorizing_denoiser, pmem_denoiser, sample_gmm, x0_to_eps)
 from memlab.numerics.losses import gmm_excess_losses, per_draw_losses, training_loss
 from memlab.numerics.sampler import ddim_sample
@@ -80,17 +79,15 @@ def test_stable_where_naive_exp_fails():
 def test_fast_exp_within_one_ulp_of_mpmath():
     rng = np.random.default_rng(0)
     xs = np.concatenate([-rng.random(3000) * 707.9, -rng.random(500) * 1e-8, [0.0, -1e-300, -707.99]])
-    out = np.empty_like(xs)
-    bits = np.empty(xs.size, dtype=np.int64)
-    _kernels.exp_shifted(xs, 0.0, xs.size, out, bits)
+    out = exp_nonpositive(xs)
     with mpmath.workdps(40):
         ref = np.array([float(mpmath.exp(mpmath.mpf(v))) for v in xs])
     ulps = np.abs(out - ref) / np.spacing(ref)
     assert ulps.max() <= 1.0
     below = np.array([-708.5, -1000.0, -np.inf])
-    ob = np.empty(3)
-    _kernels.exp_shifted(below, 0.0, 3, ob, np.empty(3, dtype=np.int64))
-    assert np.all(ob == 0.0)
+    assert np.all(exp_nonpositive(below) == 0.0)
+    with pytest.raises(ValueError, match="x must be <= 0"):
+        exp_nonpositive([0.5])
 
 
 def test_pmem_with_all_points_is_mem_and_permutation_invariant():

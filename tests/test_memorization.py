@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 from scipy.special import logsumexp
 
 import memlab
-from memlab.numerics.empirical import optimal_denoiser, sample_optimal
+from memlab.numerics.gmm import GMMDenoiser, memorizing_denoiser, optimal_denoiser
+from memlab.numerics.sampler import ddim_sample, sample_optimal
 from memlab.numerics.memorization import (bootstrap_ci, estimate_emm, find_duplicates, memorization_fraction,
                                           memorized_mask, nearest_two)
 from memlab.theory.schedules import SCHEDULES, default_sampling_times, schedule_alpha_sigma
@@ -268,6 +269,22 @@ def test_optimal_denoiser_matches_logsumexp_and_score_gradient(schedule, t):
     np.testing.assert_allclose(den.score(t, y), grad, rtol=1e-4, atol=1e-6 / s)
 
 
+def test_one_denoiser_class_for_the_lab_and_the_optimal_denoiser():
+    """optimal_denoiser is the GMM denoiser with the training points as means and sigma^2 = 0, under any schedule:
+    on the laboratory schedule it is the memorizing denoiser, and ddim_sample drives both the same way."""
+    rng = np.random.default_rng(4)
+    train = 2 * rng.standard_normal((25, 6))
+    opt, mem = optimal_denoiser(train, "gmm"), memorizing_denoiser(train)
+    assert isinstance(opt, GMMDenoiser) and opt.sigma2 == 0.0 and opt.schedule == "gmm"
+    x = rng.standard_normal((7, 6))
+    for t in (0.001, 0.3, 0.9):
+        np.testing.assert_array_equal(opt.predict(t, x)[0], mem.predict(t, x)[0])
+    np.testing.assert_array_equal(sample_optimal(train, 8, seed=5).samples, ddim_sample(mem, 8, seed=5).samples)
+    edm = optimal_denoiser(train, "edm")
+    np.testing.assert_array_equal(sample_optimal(train, 8, schedule="edm", seed=5).samples,
+                                  ddim_sample(edm, 8, seed=5).samples)
+
+
 def test_schedules_and_default_times():
     t = np.linspace(0, 0.99, 50)
     for sch in ("gmm", "ou", "vp"):
@@ -388,8 +405,8 @@ def test_float32_overflow_switches_or_raises():
 def test_docstring_examples():
     import doctest
 
-    from memlab.numerics import empirical, memorization, sampler
+    from memlab.numerics import gmm, memorization, sampler
 
-    for mod in (memorization, empirical, sampler):
+    for mod in (memorization, gmm, sampler):
         res = doctest.testmod(mod, optionflags=doctest.NORMALIZE_WHITESPACE)
         assert res.attempted > 0 and res.failed == 0, (mod.__name__, res)

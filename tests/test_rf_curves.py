@@ -1,4 +1,5 @@
-"""Learning curves of the random-features model (spec 2): closed form, GD, asymptotic, DSM identity."""
+"""Learning curves of the random-features model (docs/theory/random_features.md §2): closed form, GD, asymptotic,
+DSM identity, read-offs."""
 
 import math
 
@@ -10,6 +11,7 @@ from memlab.numerics.rf_gd import simulate_gd
 from memlab.numerics.rf_learning import rf_learning_curves, rf_phase_diagram
 from memlab.numerics.rf_matrices import gep_matrices, true_feature_matrices
 from memlab.numerics.rf_spectrum import rf_spectrum
+from memlab.theory.rf_model import RFModel
 
 TAUS = np.array([0.0, 0.3, 3.0, 30.0, 300.0, 3000.0, np.inf])
 
@@ -28,7 +30,7 @@ def _direct_losses(U, Ut, V, Vt, tau, d, psi_p, delta):
 
 
 def test_gram_closed_form_equals_direct_matrix_function():
-    m = gep_matrices(60, 480, 20, 0.1, seed=2)
+    m = gep_matrices(RFModel.from_sizes(60, 480, 20, 0.1, seed=2))
     tr, te = closed_form_curves(eigen_model(m), TAUS)
     tr2, te2 = _direct_losses(m.U, m.U_tilde, m.V, m.V_tilde, TAUS, 20, 24.0, m.constants.delta_t)
     assert np.allclose(tr, tr2, rtol=0, atol=1e-10) and np.allclose(te, te2, rtol=0, atol=1e-9)
@@ -36,7 +38,7 @@ def test_gram_closed_form_equals_direct_matrix_function():
 
 
 def test_delta_peak_eigenvectors_enter_no_loss():
-    m = gep_matrices(40, 400, 20, 0.1, seed=1)
+    m = gep_matrices(RFModel.from_sizes(40, 400, 20, 0.1, seed=1))
     lam, Q = np.linalg.eigh(m.U)
     at = np.abs(lam - m.constants.s_t2) < 1e-10
     assert at.sum() == 400 - 40 - 20
@@ -46,7 +48,7 @@ def test_delta_peak_eigenvectors_enter_no_loss():
 
 
 def test_gd_exact_reproduces_closed_form():
-    mats = true_feature_matrices(40, 160, 10, 0.1, seed=0, k_max=120, n_nodes=128, tol=1e-10)
+    mats = true_feature_matrices(RFModel.from_sizes(40, 160, 10, 0.1, seed=0), k_max=120, n_nodes=128, tol=1e-10)
     em = eigen_model(mats)
     taus = np.geomspace(1, 2e3, 12)
     g = simulate_gd(mats, taus, delta_tau=0.5)
@@ -58,7 +60,7 @@ def test_gd_exact_reproduces_closed_form():
 
 
 def test_gd_fresh_noise_tracks_flow_and_checkpoint_resumes(tmp_path, monkeypatch):
-    mats = true_feature_matrices(30, 90, 10, 0.1, seed=1, k_max=120, n_nodes=128, tol=1e-10)
+    mats = true_feature_matrices(RFModel.from_sizes(30, 90, 10, 0.1, seed=1), k_max=120, n_nodes=128, tol=1e-10)
     em = eigen_model(mats)
     taus = np.geomspace(5, 500, 6)
     g = simulate_gd(mats, taus, delta_tau=0.1, noise="fresh", seed=3)
@@ -92,7 +94,7 @@ def test_gd_fresh_noise_tracks_flow_and_checkpoint_resumes(tmp_path, monkeypatch
 
 def test_dsm_identity_against_monte_carlo_score_error():
     """L_test - 1 + Delta_t J/d = Delta_t E_score, with E_score by Monte Carlo on fresh y ~ P_t."""
-    m = true_feature_matrices(60, 240, 20, 0.2, seed=4, k_max=120, n_nodes=128, tol=1e-10)
+    m = true_feature_matrices(RFModel.from_sizes(60, 240, 20, 0.2, seed=4), k_max=120, n_nodes=128, tol=1e-10)
     em = eigen_model(m)
     c = m.constants
     for tv in (5.0, 200.0):
@@ -108,50 +110,67 @@ def test_dsm_identity_against_monte_carlo_score_error():
 
 
 def test_asymptotic_train_loss_approached_as_d_grows():
-    spec = rf_spectrum(16, 4, 0.1)
+    spec = rf_spectrum(RFModel(16, 4, 0.1))
     taus = np.array([10.0, 300.0, 3000.0, np.inf])
     ref = asymptotic_train_loss(spec, taus)
-    s0 = spec.integrate_s(lambda x: 1 / x)          # s(0) by the bulk quadrature vs the direct solve at z = 0
-    # known limitation: the bulk quadrature of mu_s misses ~1.5e-5 of its mass here (see issue note), which
-    # moves int dmu_s/lambda by ~1e-3 relative; the direct solve at z = 0 is the accurate route for tau = inf
-    assert abs((1 - spec.constants.b_t ** 2 * 16 * s0) - ref[-1]) < 2e-3
+    # s(0) = int dmu_s/lambda by the adaptive bulk quadrature vs the direct solve at z = 0 (the tau = inf route):
+    # the quadrature now keeps all of mu_s's mass (it missed ~1.5e-5 of it with one rule per bulk)
+    s0 = spec.integrate_s(lambda x: 1 / x)
+    assert abs((1 - spec.constants.b_t ** 2 * 16 * s0) - ref[-1]) < 1e-7
     errs = []
     for d in (25, 50, 100):
-        e = [np.max(np.abs(rf_learning_curves(16, 4, 0.1, taus, d=d, seed=s).train - ref)) for s in range(3)]
+        e = [np.max(np.abs(rf_learning_curves(RFModel(16, 4, 0.1, d=d, seed=s), taus).train - ref)) for s in range(3)]
         errs.append(np.mean(e))
     assert errs[0] > errs[1] > errs[2]
 
 
-def test_tau_mem_read_off_proportional_to_psi_n():
+def test_tau_mem_half_rise_proportional_to_psi_n():
     taus = np.concatenate([np.geomspace(1e-1, 1e7, 500), [np.inf]])
     pns = np.array([2.0, 3.0, 4.0, 6.0, 8.0])
-    reads = [read_off_timescales(rf_learning_curves(256, pn, 0.1, taus, d=25)) for pn in pns]
-    tm = np.array([r.tau_mem for r in reads])
-    tg = np.array([r.tau_gen for r in reads])
+    reads = [read_off_timescales(rf_learning_curves(RFModel(256, pn, 0.1, d=25), taus)) for pn in pns]
+    tm = np.array([r.tau_mem_half_rise for r in reads])
+    tg = np.array([r.tau_gen_score_min for r in reads])
     A = np.vstack([pns, np.ones_like(pns)]).T
     coef = np.linalg.lstsq(A, tm, rcond=None)[0]
     r2 = 1 - np.sum((tm - A @ coef) ** 2) / np.sum((tm - tm.mean()) ** 2)
     assert r2 > 0.98 and coef[0] > 0
-    # tau_gen grows far slower than psi_n (log-log slope < 0.3 against ~1 for tau_mem)
+    # tau_gen_score_min grows far slower than psi_n (log-log slope < 0.3 against ~1 for tau_mem_half_rise)
     assert np.polyfit(np.log(pns), np.log(tg), 1)[0] < 0.3
     assert np.polyfit(np.log(pns), np.log(tm), 1)[0] > 0.8
 
 
+def test_read_offs_against_direct_definitions():
+    """tau_gen_score_min is a minimum of the score error (no logged point is lower than the curve there) and
+    tau_mem_half_rise is where L_gen, interpolated linearly in log tau, equals half its final value."""
+    taus = np.concatenate([np.geomspace(1e-1, 1e7, 300), [np.inf]])
+    c = rf_learning_curves(RFModel(64, 8, 0.1, d=50), taus)
+    ro = read_off_timescales(c)
+    fin = np.isfinite(c.tau) & (c.tau > 0)
+    i = int(np.argmin(c.score_error[fin]))
+    assert c.tau[fin][i - 1] <= ro.tau_gen_score_min <= c.tau[fin][i + 1]
+    half = 0.5 * c.gen[-1]
+    assert np.interp(np.log(ro.tau_mem_half_rise), np.log(c.tau[fin]), c.gen[fin]) == pytest.approx(half, rel=1e-9)
+    assert ro.gen_final == c.gen[-1] and ro.score_min == np.min(c.score_error[fin])
+
+
 def test_phase_diagram_shapes_and_n_star():
-    pdg = rf_phase_diagram([8, 32], [1, 4, 64], 0.1, [1e3, 1e4], d=12)
+    pdg = rf_phase_diagram(RFModel(8, 8, 0.1, d=12), [1e3, 1e4], psi_p_grid=[8, 32], psi_n_grid=[1, 4, 64])
     assert pdg.gen.shape == (2, 2, 3)
     assert np.all(pdg.gen[:, :, 0] > pdg.gen[:, :, -1])       # memorization (L_gen) larger at n << p
+    # each cell is the closed form of the model with the grid's ratios
+    one = rf_learning_curves(RFModel(32, 4, 0.1, d=12), [1e3, 1e4])
+    np.testing.assert_array_equal(pdg.gen[:, 1, 1], one.gen)
 
 
 @pytest.mark.parametrize("kw,err,name", [
-    (dict(taus=[-1.0]), ValueError, "taus"), (dict(taus=[float("nan")]), ValueError, "taus"),
-    (dict(method="magic"), ValueError, "method"), (dict(d=0), ValueError, "d"),
-    (dict(psi_p=0.01, d=10), ValueError, "too small"), (dict(t=0.0), ValueError, "t"),
-    (dict(method="gd", taus=[1.0, float("inf")]), ValueError, "finite"),
-    (dict(method="gd", d=8, taus=[1.0], delta_tau=1e3), ValueError, "stability"),
+    (dict(tau=[-1.0]), ValueError, "tau"), (dict(tau=[float("nan")]), ValueError, "tau"),
+    (dict(method="magic"), ValueError, "method"), (dict(model=RFModel(0.01, 2.0, 0.1, d=10)), ValueError, "too small"),
+    (dict(method="gd", tau=[1.0, float("inf")]), ValueError, "finite"),
+    (dict(method="gd", model=RFModel(8.0, 2.0, 0.1, d=8), delta_tau=1e3), ValueError, "stability"),
+    (dict(model=(8.0, 2.0, 0.1)), TypeError, "RFModel"),
 ])
 def test_bad_input(kw, err, name):
-    args = dict(psi_p=8.0, psi_n=2.0, t=0.1, taus=[1.0], d=10)
+    args = dict(model=RFModel(8.0, 2.0, 0.1, d=10), tau=[1.0])
     args.update(kw)
     with pytest.raises(err, match=name):
-        rf_learning_curves(args.pop("psi_p"), args.pop("psi_n"), args.pop("t"), args.pop("taus"), **args)
+        rf_learning_curves(args.pop("model"), args.pop("tau"), **args)

@@ -1,4 +1,5 @@
-"""Finite-size random-features matrices (spec 3.2, 4.5, 4.6): GEP structure, true features, bulk counts."""
+"""Finite-size random-features matrices (docs/theory/random_features.md §3-§4): GEP structure, true features, bulk
+counts."""
 
 import math
 
@@ -8,13 +9,15 @@ import pytest
 from memlab.numerics.rf_matrices import (GEPMatrices, eigenvalues, gep_eigenvalues, gep_matrices,
                                          true_feature_matrices)
 from memlab.numerics.rf_spectrum import count_per_bulk, rf_spectrum
+from memlab.theory.rf_model import RFModel
 
 
 def test_same_seed_same_draws_and_gep_structure():
-    g = gep_matrices(30, 90, 12, 0.2, seed=4)
-    a = true_feature_matrices(30, 90, 12, 0.2, seed=4, method="monte_carlo", n_noise=2)
+    model = RFModel.from_sizes(30, 90, 12, 0.2, seed=4)
+    g = gep_matrices(model)
+    a = true_feature_matrices(model, method="monte_carlo", n_noise=2)
     assert np.array_equal(g.W_bar, a.W_bar) and np.array_equal(g.X, a.X)
-    assert not np.array_equal(g.W_bar, gep_matrices(30, 90, 12, 0.2, seed=5).W_bar)
+    assert not np.array_equal(g.W_bar, gep_matrices(model.replace(seed=5)).W_bar)
     c = g.constants
     # U = G G^T / n + b^2 K + s^2 I with G = e^{-t} a_t W_bar X + v_t Omega (Lemma C.1)
     G = math.exp(-0.2) * c.a_t * g.W_bar @ g.X + math.sqrt(c.v_t2) * g.Omega
@@ -25,16 +28,17 @@ def test_same_seed_same_draws_and_gep_structure():
 
 @pytest.mark.parametrize("n,p,d", [(40, 300, 20), (200, 150, 30), (10, 25, 20)])
 def test_gram_trick_equals_dense_eigenvalues(n, p, d):
-    g = gep_matrices(n, p, d, 0.05, seed=1)
+    model = RFModel.from_sizes(n, p, d, 0.05, seed=1)
+    g = gep_matrices(model)
     ev = gep_eigenvalues(g)
     assert ev.shape == (p,)
     assert np.allclose(ev, eigenvalues(g.U), atol=1e-11)
-    assert np.allclose(ev, gep_eigenvalues(gep_matrices(n, p, d, 0.05, seed=1, dense=False)), atol=0)
+    assert np.allclose(ev, gep_eigenvalues(gep_matrices(model, dense=False)), atol=0)
 
 
 def test_delta_peak_is_exact_by_rank():
-    """p - n - d eigenvalues sit exactly at s_t^2 (spec 4.6) and the others strictly above."""
-    g = gep_matrices(50, 400, 25, 0.1, seed=2)
+    """p - n - d eigenvalues sit exactly at s_t^2 (docs/theory/random_features.md §4) and the others strictly above."""
+    g = gep_matrices(RFModel.from_sizes(50, 400, 25, 0.1, seed=2))
     ev = eigenvalues(g.U)
     s2 = g.constants.s_t2
     at = np.abs(ev - s2) < 1e-10
@@ -50,11 +54,11 @@ def test_finite_size_counts_and_edges_match_theory():
     (Tracy-Widom) and is shifted by finite-size corrections, both of relative order N^{-2/3} of the bulk
     width; we allow 3 * width * N^{-2/3} (1.6 for rho_2 with N = 100, 0.006 for rho_1 with N = 700).
     """
-    spec = rf_spectrum(64, 8, 0.01)
+    spec = rf_spectrum(RFModel(64, 8, 0.01))
     assert len(spec.bulks) == 3
     p = 6400
     for seed in (0, 1):
-        ev = gep_eigenvalues(gep_matrices(800, p, 100, 0.01, seed=seed, dense=False))
+        ev = gep_eigenvalues(gep_matrices(RFModel.from_sizes(800, p, 100, 0.01, seed=seed), dense=False))
         n_delta, counts = count_per_bulk(spec, ev)
         assert n_delta == p - 800 - 100
         assert abs(n_delta - p * spec.delta_weight) <= 1
@@ -88,8 +92,8 @@ def _bivariate_quad(f, mean_i, mean_j, cov, n=120):
 @pytest.mark.parametrize("activation,center", [("tanh", False), ("erf", False)])
 def test_true_features_mehler_against_bivariate_quadrature(activation, center):
     n, p, d, t = 12, 30, 8, 0.3
-    a = true_feature_matrices(n, p, d, t, activation=activation, center=center, seed=7, k_max=150, n_nodes=200,
-                              tol=1e-13)
+    a = true_feature_matrices(RFModel.from_sizes(n, p, d, t, activation=activation, center=center, seed=7), k_max=150,
+                              n_nodes=200, tol=1e-13)
     f = a.constants.activation_function()
     K = a.W_bar @ a.W_bar.T
     delta = -math.expm1(-2 * t)
@@ -108,9 +112,9 @@ def test_true_features_mehler_against_bivariate_quadrature(activation, center):
 
 def test_true_features_mehler_against_monte_carlo():
     """Exact noise average vs Monte Carlo over xi (relu, centred; kink split in the Hermite table)."""
-    kw = dict(activation="relu", center=True, seed=3)
-    a = true_feature_matrices(40, 80, 20, 0.1, k_max=80, n_nodes=100, **kw)
-    b = true_feature_matrices(40, 80, 20, 0.1, method="monte_carlo", n_noise=3000, **kw)
+    model = RFModel.from_sizes(40, 80, 20, 0.1, activation="relu", center=True, seed=3)
+    a = true_feature_matrices(model, k_max=80, n_nodes=100)
+    b = true_feature_matrices(model, method="monte_carlo", n_noise=3000)
     m2 = a.constants.norm2
     n_samples = 40 * 3000
     for name, var in (("U", m2 ** 2), ("U_tilde", m2 ** 2), ("V", m2), ("V_tilde", m2)):
@@ -126,13 +130,14 @@ def test_gaussian_equivalence_at_moderate_d():
     """True tanh features vs the GEP at d = 60 (Lemma C.1): same trace, same rho_2 (count and top
     eigenvalues) and the bottom p - n - d eigenvalues spread around s_t^2."""
     n, p, d, t = 240, 960, 60, 0.1
-    a = true_feature_matrices(n, p, d, t, seed=1)
-    g = gep_matrices(n, p, d, t, seed=1)
+    model = RFModel.from_sizes(n, p, d, t, seed=1)
+    a = true_feature_matrices(model)
+    g = gep_matrices(model)
     ea, eg = eigenvalues(a.U), gep_eigenvalues(g)
     assert abs(np.trace(a.U) - np.trace(g.U)) / np.trace(g.U) < 0.01
     assert np.allclose(ea[-d:].sum(), eg[-d:].sum(), rtol=0.02)
     assert abs(ea[-1] - eg[-1]) / eg[-1] < 0.03
-    spec = rf_spectrum(p / d, n / d, t)
+    spec = rf_spectrum(model)
     assert count_per_bulk(spec, ea)[1][-1] == d          # the population bulk holds d eigenvalues
     s2 = g.constants.s_t2
     # finite-d corrections to the delta-peak are O(d^{-1/2}) (about 10% at d = 60)
@@ -141,16 +146,17 @@ def test_gaussian_equivalence_at_moderate_d():
 
 
 @pytest.mark.parametrize("call,err,name", [
-    (lambda: gep_matrices(0, 10, 5, 0.1), ValueError, "n"),
-    (lambda: gep_matrices(10, -1, 5, 0.1), ValueError, "p"),
-    (lambda: gep_matrices(10, 10, 2.5, 0.1), ValueError, "d"),
-    (lambda: gep_matrices(10, 10, 5, 0.0), ValueError, "t"),
-    (lambda: gep_matrices(10, 10, 5, 0.1, seed=-1), ValueError, "seed"),
-    (lambda: gep_matrices(10, 10, 5, 0.1, cov_eigs=[1.0, 2.0]), ValueError, "cov_eigs"),
-    (lambda: gep_matrices(10, 10, 2, 0.1, cov_eigs=[1.0, 2.0], sigma_x=3.0), ValueError, "sigma_x"),
-    (lambda: gep_matrices(10, 10, 5, 0.1, activation="relu"), ValueError, "center"),
-    (lambda: true_feature_matrices(10, 10, 5, 0.1, method="exact"), ValueError, "method"),
-    (lambda: true_feature_matrices(10, 10, 5, 0.1, k_max=40, n_nodes=40), ValueError, "n_nodes"),
+    (lambda: gep_matrices(RFModel.from_sizes(0, 10, 5, 0.1)), ValueError, "n"),
+    (lambda: gep_matrices(RFModel.from_sizes(10, -1, 5, 0.1)), ValueError, "p"),
+    (lambda: gep_matrices(RFModel.from_sizes(10, 10, 2.5, 0.1)), ValueError, "d"),
+    (lambda: gep_matrices(RFModel.from_sizes(10, 10, 5, 0.0)), ValueError, "t"),
+    (lambda: gep_matrices(RFModel.from_sizes(10, 10, 5, 0.1, seed=-1)), ValueError, "seed"),
+    (lambda: gep_matrices(RFModel(2, 2, 0.1, d=5, covariance=([1.0, 2.0], [0.5, 0.5]))), ValueError, "covariance"),
+    (lambda: RFModel(5, 5, 0.1, d=2, covariance=([1.0, 2.0], [0.5, 0.5]), sigma_x=3.0), ValueError, "sigma_x"),
+    (lambda: gep_matrices(RFModel.from_sizes(10, 10, 5, 0.1, activation="relu")), ValueError, "center"),
+    (lambda: gep_matrices((10, 10, 5, 0.1)), TypeError, "RFModel"),
+    (lambda: true_feature_matrices(RFModel.from_sizes(10, 10, 5, 0.1), method="exact"), ValueError, "method"),
+    (lambda: true_feature_matrices(RFModel.from_sizes(10, 10, 5, 0.1), k_max=40, n_nodes=40), ValueError, "n_nodes"),
     (lambda: gep_eigenvalues(np.eye(3)), TypeError, "mats"),
     (lambda: eigenvalues(np.ones((2, 3))), ValueError, "U"),
 ])
@@ -160,6 +166,6 @@ def test_bad_input(call, err, name):
 
 
 def test_covariance_eigs_enter_sigma_x():
-    g = gep_matrices(20, 60, 4, 0.1, cov_eigs=[0.5, 0.5, 1.5, 1.5], seed=0)
+    g = gep_matrices(RFModel.from_sizes(20, 60, 4, 0.1, covariance=([0.5, 1.5], [0.5, 0.5]), seed=0))
     assert isinstance(g, GEPMatrices) and abs(g.constants.sigma_x - 1.0) < 1e-15
     assert np.allclose(g.X.var(axis=1)[:2].mean() * 3, g.X.var(axis=1)[2:].mean(), rtol=0.6)

@@ -1,12 +1,16 @@
-"""Activation functions for the random-features score model (arXiv:2505.17638 MT eq 7; spec 1.3).
+"""Activation functions for the random-features score model (arXiv:2505.17638 MT eq 7).
 
 Built-ins: ``tanh`` (the paper's choice), ``erf``, ``relu`` and ``gelu`` (exact ``x Phi(x)``, not the
 tanh approximation).  Any vectorised user callable ``f(np.ndarray) -> np.ndarray`` is accepted too.
 An :class:`Activation` records the kinks (points where ``f`` is not smooth) so that the Gaussian
-quadratures of :mod:`memlab.theory.gep` can split the real line there (spec 3.1, "Quadrature").
+quadratures of :mod:`memlab.theory.gep` can split the real line there (docs/theory/random_features.md §3).
+
+This module is the one table of the built-in activations for every layer: besides the numpy function,
+each built-in carries the code of its numba implementation (:mod:`memlab.numerics.rf_gd`) and the name of
+its PyTorch function (:mod:`memlab.validation.rf_torch`), so no other module keeps a list of activations.
 
 ``relu`` and ``gelu`` have ``mu0 = E sigma(Gamma_t z) != 0``; they are outside the theory unless
-centred (spec 1.3), which :func:`memlab.theory.gep.gep_constants` enforces.
+centred (docs/theory/random_features.md §1), which :func:`memlab.theory.gep.gep_constants` enforces.
 """
 
 from __future__ import annotations
@@ -38,12 +42,19 @@ class Activation:
         (the reported ``quad_error`` says how well).
     odd : bool
         ``f(-x) == -f(x)``, hence ``mu0 = 0`` at every ``t`` (checked on a probe grid for callables).
+    kernel_code : int
+        Branch of the numba activation kernel (built-ins only; ``-1``: a user callable, evaluated in numpy).
+    torch_op : str or None
+        Dotted name of the PyTorch function under ``torch`` (``"tanh"``, ``"nn.functional.gelu"``; built-ins
+        only).
     """
 
     name: str
     func: Callable = field(repr=False, compare=False)
     kinks: tuple = ()
     odd: bool = False
+    kernel_code: int = -1
+    torch_op: str | None = None
 
     def __call__(self, x):
         return np.asarray(self.func(np.asarray(x, dtype=np.float64)), dtype=np.float64)
@@ -58,10 +69,10 @@ def _gelu(x):
 
 
 _BUILTINS = {
-    "tanh": Activation("tanh", np.tanh, (), True),
-    "erf": Activation("erf", special.erf, (), True),
-    "relu": Activation("relu", _relu, (0.0,), False),
-    "gelu": Activation("gelu", _gelu, (), False),
+    "tanh": Activation("tanh", np.tanh, (), True, 0, "tanh"),
+    "erf": Activation("erf", special.erf, (), True, 1, "erf"),
+    "relu": Activation("relu", _relu, (0.0,), False, 2, "relu"),
+    "gelu": Activation("gelu", _gelu, (), False, 3, "nn.functional.gelu"),
 }
 BUILTIN_ACTIVATIONS = tuple(_BUILTINS)
 

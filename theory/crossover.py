@@ -1,4 +1,4 @@
-"""Capacity crossover M* (mission Eq. 14 = arXiv:2508.17689v1 Eq. 21).
+"""Capacity crossover M* (arXiv:2508.17689v1 Eq. 21; our users' "Eq. 14", docs/theory/capacity_crossover.md §5).
 
 Buchanan, Pai, Ma, De Bortoli, *On the Edge of Memorization in Diffusion Models*,
 arXiv:2508.17689v1.  Inserting the two excess-loss approximations
@@ -7,15 +7,15 @@ arXiv:2508.17689v1.  Inserting the two excess-loss approximations
 * partially memorizing denoiser (Thm 3.2, Eq. 19):   ``C (1 - M/N) d sigma2``
 
 into the lambda-weighted loss gives the gap Delta(M) (arXiv v1 Eq. 20), which is affine and
-strictly decreasing in M.  Its root is the capacity crossover (mission Eq. 14 = arXiv v1 Eq. 21)
+strictly decreasing in M.  Its root is the capacity crossover (arXiv v1 Eq. 21)
 
     M* = N (1 - r / C),    r = E_t[lambda / (psi_t sigma2 + 1)] / E_t[lambda].
 
 The formula is *derived* here with sympy, once (:func:`derive_crossover`), for a symbolic grid
 (``Sum`` over ``lambda[l]``, ``psi[l]``) and for a continuous weighting (``Integral`` over an
 undefined ``lambda(t)``); every numeric value in this module is computed by functions lambdified
-from the solved expressions.  ``sigma2`` is sigma_star^2, the cluster variance.  See memlab spec
-section 4.5.
+from the solved expressions.  ``sigma2`` is sigma_star^2, the cluster variance.  See
+docs/theory/capacity_crossover.md §5.
 """
 
 from __future__ import annotations
@@ -31,9 +31,10 @@ import numpy as np
 import sympy as sp
 from scipy import integrate
 
-from . import _checks, grid
+from . import checks, grid
 
 __all__ = [
+    "WEIGHTINGS",
     "CrossoverDerivation",
     "MStarResult",
     "derive_crossover",
@@ -45,10 +46,11 @@ __all__ = [
     "single_time_ratio",
 ]
 
-REFERENCE = ("capacity crossover (mission Eq. 14 = arXiv:2508.17689v1 Eq. 21; gap Delta(M) = Eq. 20); "
+REFERENCE = ("capacity crossover (arXiv:2508.17689v1 Eq. 21, users' 'Eq. 14'; gap Delta(M) = Eq. 20); "
              "Buchanan, Pai, Ma, De Bortoli, On the Edge of Memorization in Diffusion Models")
 
-_WEIGHTING_NAMES = ("paper", "uniform", "noise")
+#: Names of the weighting presets (arXiv:2508.17689v1 Fig. 3; docs/theory/capacity_crossover.md §3).
+WEIGHTINGS = ("paper", "uniform", "noise")
 _SIGMA2_LATEX = r"\sigma_\star^{2}"
 
 
@@ -58,7 +60,7 @@ _SIGMA2_LATEX = r"\sigma_\star^{2}"
 
 @dataclass(frozen=True)
 class CrossoverDerivation:
-    """The sympy derivation of M* (mission Eq. 14 = arXiv:2508.17689v1 Eq. 21).
+    """The sympy derivation of M* (arXiv:2508.17689v1 Eq. 21).
 
     Attributes
     ----------
@@ -90,6 +92,10 @@ class CrossoverDerivation:
         ``(lam, psi, sigma2)``: the summand of ``S1`` (elementwise, numpy).
     gap_term : callable
         ``(M, N, C, d, sigma2, lam, psi)``: the summand of Delta(M) on the grid.
+    gap_from_sums : callable
+        ``(M, N, C, d, sigma2, S0, S1)``: Delta(M) on the grid through the two sums (the grid gap expanded,
+        its sums replaced by the placeholders); with ``d = sigma2 = 1`` the normalised gap of the weighting fit
+        (arXiv:2508.17689v1 Eq. 23).
     inv_snr_t_fn : callable
         ``(t, sigma2)``: ``inv_snr_t`` lambdified, the integrand factor of the continuous ``r``.
     """
@@ -114,6 +120,7 @@ class CrossoverDerivation:
     r_from_sums: Callable
     sum1_term: Callable
     gap_term: Callable
+    gap_from_sums: Callable
     inv_snr_t_fn: Callable
 
 
@@ -128,7 +135,7 @@ def _solve_gap(gap, M):
 
 @functools.lru_cache(maxsize=None)
 def derive_crossover() -> CrossoverDerivation:
-    """Derive M* symbolically (mission Eq. 14 = arXiv:2508.17689v1 Eq. 21), once (cached).
+    """Derive M* symbolically (arXiv:2508.17689v1 Eq. 21), once (cached).
 
     Builds the gap Delta(M) (arXiv v1 Eq. 20) from the excess-loss approximations of Thm 3.1
     (Eq. 18) and Thm 3.2 (Eq. 19) on a symbolic grid and for a continuous weighting, solves
@@ -197,6 +204,9 @@ def derive_crossover() -> CrossoverDerivation:
     m_star_s = m_star_grid.xreplace(to_placeholders)
     ratio_s = ratio_grid.xreplace(to_placeholders)
     r_s = r_grid.xreplace(to_placeholders)
+    gap_s = sp.factor_terms(sp.expand(gap_grid).expand()).xreplace(to_placeholders)
+    if gap_s.free_symbols - {M, N, C, d, sigma2, S0, S1}:
+        raise RuntimeError(f"sum placeholders did not replace every Sum in the gap {gap_s}")
     if (m_star_s.free_symbols | ratio_s.free_symbols | r_s.free_symbols) - {N, C, S0, S1}:
         raise RuntimeError(f"sum placeholders did not replace every Sum in {m_star_s}")
     lam_s, psi_s = sp.symbols("lam_l psi_l", positive=True)
@@ -231,6 +241,7 @@ def derive_crossover() -> CrossoverDerivation:
         r_from_sums=lamb((S0, S1), r_s),
         sum1_term=lamb((lam_s, psi_s, sigma2), term1),
         gap_term=lamb((M, N, C, d, sigma2, lam_s, psi_s), gap_term),
+        gap_from_sums=lamb((M, N, C, d, sigma2, S0, S1), gap_s),
         inv_snr_t_fn=lamb((t, sigma2), inv_snr_t),
     )
 
@@ -239,7 +250,7 @@ def mstar_ratio_continuous(lam_expr, sigma2=1):
     """Exact M*/N for a continuous weighting lambda(t) on t in [0, 1] (sympy.integrate).
 
     Substitutes ``lam_expr`` for lambda(t) in the solved continuous ratio of
-    :func:`derive_crossover` (mission Eq. 14 = arXiv:2508.17689v1 Eq. 21), evaluates the
+    :func:`derive_crossover` (arXiv:2508.17689v1 Eq. 21), evaluates the
     integrals with ``sympy.integrate`` and simplifies.
 
     Parameters
@@ -271,7 +282,7 @@ def mstar_ratio_continuous(lam_expr, sigma2=1):
     """
     der = derive_crossover()
     t, C, s2 = der.symbols["t"], der.symbols["C"], der.symbols["sigma2"]
-    sigma2 = sp.nsimplify(_checks.positive_float("sigma2", sigma2), rational=True)
+    sigma2 = sp.nsimplify(checks.positive_float("sigma2", sigma2), rational=True)
     expr = sp.sympify(lam_expr, locals={"t": t})
     if expr.free_symbols - {t}:
         raise ValueError(f"lam_expr must be an expression in t only (got symbols "
@@ -298,14 +309,14 @@ def _grid_sums(lam: np.ndarray, psi: np.ndarray, sigma2: float) -> tuple[float, 
 
 
 def _psi_array(psi) -> np.ndarray:
-    arr = _checks.finite_array("psi", psi, ndim=1)
+    arr = checks.finite_array("psi", psi, ndim=1)
     if arr.size == 0 or np.any(arr <= 0):
         raise ValueError("psi must be a non-empty 1-D array of SNR values > 0")
     return arr
 
 
 def r_value(weights, psi, sigma2: float = 1.0) -> float:
-    """The lambda-weighted mean r of 1/(psi sigma2 + 1) on a grid (spec 4.5).
+    """The lambda-weighted mean r of 1/(psi sigma2 + 1) on a grid (docs/theory/capacity_crossover.md §5).
 
     Parameters
     ----------
@@ -327,13 +338,13 @@ def r_value(weights, psi, sigma2: float = 1.0) -> float:
     0.39993
     """
     psi = _psi_array(psi)
-    lam = _checks.weights("weights", weights, psi.size)
-    sigma2 = _checks.positive_float("sigma2", sigma2)
+    lam = checks.weights("weights", weights, psi.size)
+    sigma2 = checks.positive_float("sigma2", sigma2)
     return float(derive_crossover().r_from_sums(*_grid_sums(lam, psi, sigma2)))
 
 
 def mstar_grid(N, C, sigma2, lam_array, psi_array) -> float:
-    """Root M* of the grid gap Delta(M) (mission Eq. 14 = arXiv:2508.17689v1 Eq. 21).
+    """Root M* of the grid gap Delta(M) (arXiv:2508.17689v1 Eq. 21).
 
     Evaluates the lambdified ``m_star_grid`` of :func:`derive_crossover` at the sums
     ``S0 = sum lam`` and ``S1 = sum lam/(psi sigma2 + 1)``.  This is the raw root: it is
@@ -344,11 +355,11 @@ def mstar_grid(N, C, sigma2, lam_array, psi_array) -> float:
     >>> round(mstar_grid(100, 2.0, 1.0, grid.PAPER_LAMBDA, grid.psi(grid.paper_grid())), 2)
     80.0
     """
-    N = _checks.positive_float("N", N)
-    C = _checks.positive_float("C", C)
-    sigma2 = _checks.positive_float("sigma2", sigma2)
+    N = checks.positive_float("N", N)
+    C = checks.positive_float("C", C)
+    sigma2 = checks.positive_float("sigma2", sigma2)
     psi = _psi_array(psi_array)
-    lam = _checks.weights("lam_array", lam_array, psi.size)
+    lam = checks.weights("lam_array", lam_array, psi.size)
     return float(derive_crossover().mstar_from_sums(N, C, *_grid_sums(lam, psi, sigma2)))
 
 
@@ -364,22 +375,22 @@ def gap_grid_numeric(M, N, C, d, sigma2, lam_array, psi_array):
     >>> abs(gap_grid_numeric(mstar_grid(50, 2.0, 1.0, lam, psi), 50, 2.0, 50, 1.0, lam, psi)) < 1e-9
     True
     """
-    N = _checks.positive_float("N", N)
-    C = _checks.positive_float("C", C)
-    d = _checks.positive_float("d", d)
-    sigma2 = _checks.positive_float("sigma2", sigma2)
+    N = checks.positive_float("N", N)
+    C = checks.positive_float("C", C)
+    d = checks.positive_float("d", d)
+    sigma2 = checks.positive_float("sigma2", sigma2)
     psi = _psi_array(psi_array)
-    lam = _checks.weights("lam_array", lam_array, psi.size)
-    M = _checks.finite_array("M", M)
+    lam = checks.weights("lam_array", lam_array, psi.size)
+    M = checks.finite_array("M", M)
     terms = derive_crossover().gap_term(M[..., None], N, C, d, sigma2, lam, psi)
     out = np.sum(terms, axis=-1)
     return float(out) if out.ndim == 0 else out
 
 
 def single_time_ratio(t, C: float = 2.0, sigma2: float = 1.0):
-    """Crossover M/N = 1 - 1/(C (psi_t sigma2 + 1)) at a single time t (spec 4.5).
+    """Crossover M/N = 1 - 1/(C (psi_t sigma2 + 1)) at a single time t (docs/theory/capacity_crossover.md §5).
 
-    The grid formula (mission Eq. 14 = arXiv:2508.17689v1 Eq. 21) with all weight on one time.
+    The grid formula (arXiv:2508.17689v1 Eq. 21) with all weight on one time.
     A value <= 0 means no crossover at that time (only possible for C < 1).
 
     Examples
@@ -387,9 +398,9 @@ def single_time_ratio(t, C: float = 2.0, sigma2: float = 1.0):
     >>> round(single_time_ratio(grid.paper_grid()[16], C=2.0), 3)
     0.935
     """
-    times = _checks.unit_interval_times("t", t)
-    C = _checks.positive_float("C", C)
-    sigma2 = _checks.positive_float("sigma2", sigma2)
+    times = checks.unit_interval_times("t", t)
+    C = checks.positive_float("C", C)
+    sigma2 = checks.positive_float("sigma2", sigma2)
     der = derive_crossover()
     s1 = der.sum1_term(np.ones_like(times), grid.psi(times), sigma2)
     out = np.asarray(der.ratio_from_sums(C, 1.0, s1), dtype=np.float64)
@@ -402,7 +413,7 @@ def single_time_ratio(t, C: float = 2.0, sigma2: float = 1.0):
 
 @dataclass(frozen=True)
 class MStarResult:
-    """Prediction of the capacity crossover (mission Eq. 14 = arXiv:2508.17689v1 Eq. 21).
+    """Prediction of the capacity crossover (arXiv:2508.17689v1 Eq. 21).
 
     Attributes
     ----------
@@ -497,7 +508,7 @@ def _continuous_weight(weighting) -> tuple[str, Callable[[float], float]]:
                              "times='continuous': psi_t = (1 - t^2)/t^2 is not integrable at "
                              "t -> 0, so the continuous noise weighting gives M*/N -> 1 (no "
                              "finite prediction); use a grid")
-        raise ValueError(f"weighting must be one of {_WEIGHTING_NAMES}, an array of weights or "
+        raise ValueError(f"weighting must be one of {WEIGHTINGS}, an array of weights or "
                          f"a callable (got {weighting!r})")
     if not callable(weighting):
         raise ValueError("weighting must be 'uniform' or a callable lambda(t) when "
@@ -524,8 +535,8 @@ def _grid_weight(weighting, times: np.ndarray) -> tuple[str, np.ndarray]:
         if weighting == "uniform":
             return "uniform", np.ones(n)
         if weighting == "noise":
-            return "noise", _checks.weights("weighting", grid.psi(times), n)
-        raise ValueError(f"weighting must be one of {_WEIGHTING_NAMES}, an array of weights or "
+            return "noise", checks.weights("weighting", grid.psi(times), n)
+        raise ValueError(f"weighting must be one of {WEIGHTINGS}, an array of weights or "
                          f"a callable (got {weighting!r})")
     if callable(weighting):
         vals = np.asarray(weighting(times), dtype=np.float64)
@@ -534,12 +545,12 @@ def _grid_weight(weighting, times: np.ndarray) -> tuple[str, np.ndarray]:
         except ValueError:
             raise ValueError(f"weighting callable must return one weight per time: length {n} "
                              f"(got shape {vals.shape})") from None
-        return "callable", _checks.weights("weighting", vals, n)
-    return "custom", _checks.weights("weighting", weighting, n)
+        return "callable", checks.weights("weighting", vals, n)
+    return "custom", checks.weights("weighting", weighting, n)
 
 
 def predict_mstar(N, *, C=2.0, weighting="paper", sigma2=1.0, times=None, d=None, K=None) -> MStarResult:
-    """Capacity crossover M* (mission Eq. 14 = arXiv:2508.17689v1 Eq. 21).
+    """Capacity crossover M* (arXiv:2508.17689v1 Eq. 21; our users' "Eq. 14", docs/theory/capacity_crossover.md §5).
 
     M* = N (1 - r/C) is the root of the gap Delta(M) (arXiv v1 Eq. 20) between the weighted
     excess losses of a partially memorizing denoiser with M memorized points (Thm 3.2, Eq. 19)
@@ -565,7 +576,7 @@ def predict_mstar(N, *, C=2.0, weighting="paper", sigma2=1.0, times=None, d=None
         with ``scipy.integrate.quad`` ("uniform" or a callable weighting only).
     d, K : int, optional
         Data dimension and number of clusters, for the validity diagnostics only (M* does not
-        depend on them): d gives the window psi_t >= log^2 d / d (spec 4.1); d and K together
+        depend on them): d gives the window psi_t >= log^2 d / d (docs/theory/capacity_crossover.md §4); d and K together
         give the coupon-collector bound (1 + log d) K log K of Lemma C.4.
 
     Returns
@@ -595,13 +606,13 @@ def predict_mstar(N, *, C=2.0, weighting="paper", sigma2=1.0, times=None, d=None
     The ratio M*/N depends only on C, sigma2 and the weighting over the times, through r; d
     cancels and K never enters, so M* is exactly linear in N.  For C >= 1, M*/N lies in
     (1 - 1/C, 1).  The paper's 4/5 (weighting "paper", C = 2, sigma2 = 1) is a calibration of
-    its training recipe and memorization criterion, not a universal constant (spec 4.6).
+    its training recipe and memorization criterion, not a universal constant (docs/theory/capacity_crossover.md §5).
     K without d gives no coupon bound.
 
     References
     ----------
     S. Buchanan, D. Pai, Y. Ma, V. De Bortoli, "On the Edge of Memorization in Diffusion
-    Models", arXiv:2508.17689v1, Thms 3.1-3.2 and Eqs. 18-21; memlab spec section 4.5.
+    Models", arXiv:2508.17689v1, Thms 3.1-3.2 and Eqs. 18-21; docs/theory/capacity_crossover.md §4-§5.
 
     Examples
     --------
@@ -615,11 +626,11 @@ def predict_mstar(N, *, C=2.0, weighting="paper", sigma2=1.0, times=None, d=None
     >>> predict_mstar(10, C=0.3).crossover
     False
     """
-    N = _checks.positive_int("N", N)
-    C = _checks.positive_float("C", C)
-    sigma2 = _checks.positive_float("sigma2", sigma2)
-    d = None if d is None else _checks.positive_int("d", d)
-    K = None if K is None else _checks.positive_int("K", K)
+    N = checks.positive_int("N", N)
+    C = checks.positive_float("C", C)
+    sigma2 = checks.positive_float("sigma2", sigma2)
+    d = None if d is None else checks.positive_int("d", d)
+    K = None if K is None else checks.positive_int("K", K)
     der = derive_crossover()
 
     continuous = isinstance(times, str)
@@ -635,7 +646,7 @@ def predict_mstar(N, *, C=2.0, weighting="paper", sigma2=1.0, times=None, d=None
                    "the integral of lambda(t)/(psi_t sigma2 + 1)")
         times_out, weights_out = None, None
     else:
-        arr = grid.paper_grid() if times is None else _checks.unit_interval_times("times", times)
+        arr = grid.paper_grid() if times is None else checks.unit_interval_times("times", times)
         name, lam_arr = _grid_weight(weighting, arr)
         s0, s1 = _grid_sums(lam_arr, grid.psi(arr), sigma2)
         times_out, weights_out = tuple(map(float, arr)), tuple(map(float, lam_arr))
@@ -663,7 +674,7 @@ def predict_mstar(N, *, C=2.0, weighting="paper", sigma2=1.0, times=None, d=None
         if continuous:
             frac_out = _quad(lam, t_max, 1.0, "the weight outside the window") / s0 if t_max < 1 else 0.0
             if frac_out > 0:
-                msgs.append(f"validity window (spec 4.1): t in ({t_max:.5g}, 1) has psi_t < log(d)^2/d = "
+                msgs.append(f"validity window (docs/theory/capacity_crossover.md §4): t in ({t_max:.5g}, 1) has psi_t < log(d)^2/d = "
                             f"{psi_min:.4g} for d={d} and carries {100 * frac_out:.3g}% of the weight; "
                             f"Thms 3.1-3.2 do not hold uniformly there")
         else:
@@ -672,7 +683,7 @@ def predict_mstar(N, *, C=2.0, weighting="paper", sigma2=1.0, times=None, d=None
             frac_out = float(np.sum(lam_arr[mask]) / s0)
             if outside:
                 shown = ", ".join(f"{x:.5g}" for x in outside)
-                msgs.append(f"validity window (spec 4.1): {len(outside)} of {arr.size} times have "
+                msgs.append(f"validity window (docs/theory/capacity_crossover.md §4): {len(outside)} of {arr.size} times have "
                             f"psi_t < log(d)^2/d = {psi_min:.4g} for d={d} (t = {shown}), carrying "
                             f"{100 * frac_out:.3g}% of the weight; Thms 3.1-3.2 do not hold uniformly there")
         if K is not None:
@@ -682,7 +693,7 @@ def predict_mstar(N, *, C=2.0, weighting="paper", sigma2=1.0, times=None, d=None
                             f"(1 + log d) K log K = {coupon:.4g} for d={d}, K={K}; Thm 3.2 is "
                             f"not guaranteed below this M")
     for msg in msgs:
-        warnings.warn(msg, _checks.MemlabValidityWarning, stacklevel=2)
+        warnings.warn(msg, checks.MemlabValidityWarning, stacklevel=2)
 
     return MStarResult(
         m_star=m_star, ratio=ratio, r=r, crossover=crossover, N=N, C=C, sigma2=sigma2,

@@ -1,5 +1,5 @@
 """Gaussian-equivalence constants of the random-features score model (arXiv:2505.17638 MT eqs 12-14,
-SM C.1-C.3 eqs 41, 48; spec 3.1).
+SM C.1-C.3 eqs 41, 48; docs/theory/random_features.md §3).
 
 With ``u, v, z ~ N(0, 1)`` i.i.d., ``alpha = e^{-t} sigma_x``, ``beta_t = sqrt(Delta_t)``,
 ``Delta_t = 1 - e^{-2t}`` and ``Gamma_t^2 = e^{-2t} sigma_x^2 + Delta_t``::
@@ -14,7 +14,7 @@ activations with kinks the real line is split at the kinks and each piece integr
 Gauss-Legendre against the normal density.  The node count doubles until two successive rules agree
 to ``1e-13`` (relative to ``||sigma||^2``); the difference is reported as ``quad_error``.
 
-Activations with ``mu0 = E sigma(Gamma_t z) != 0`` (relu, gelu) are outside the theory (spec 1.3):
+Activations with ``mu0 = E sigma(Gamma_t z) != 0`` (relu, gelu) are outside the theory (docs/theory/random_features.md §1):
 ``gep_constants`` rejects them unless ``center=True``, which uses ``sigma(h) - mu0(t)`` everywhere.
 """
 
@@ -28,8 +28,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import special
 
-from . import _checks
+from . import checks
 from .activations import Activation, resolve_activation
+from .schedules import ou_delta, ou_gamma2
 
 __all__ = ["GEPConstants", "gaussian_rule", "gep_constants", "hermite_coefficients", "hermite_projections",
            "v_s_from_hermite"]
@@ -42,7 +43,7 @@ _REL_TOL = 1e-13
 
 @dataclass(frozen=True)
 class GEPConstants:
-    """Gaussian-equivalence constants at one diffusion time (spec 3.1; arXiv:2505.17638 MT eqs 12-14).
+    """Gaussian-equivalence constants at one diffusion time (arXiv:2505.17638 MT eqs 12-14).
 
     Attributes
     ----------
@@ -52,7 +53,7 @@ class GEPConstants:
     activation : str
         Name of the activation.
     center : bool
-        Whether ``sigma(h) - mu0(t)`` is used (spec 1.3).
+        Whether ``sigma(h) - mu0(t)`` is used (docs/theory/random_features.md §1).
     delta_t, gamma2, alpha : float
         ``1 - e^{-2t}``, ``Gamma_t^2 = e^{-2t} sigma_x^2 + Delta_t``, ``e^{-t} sigma_x``.
     mu0 : float
@@ -61,7 +62,7 @@ class GEPConstants:
         ``||sigma||^2``, ``mu1``, ``mu*^2 = ||sigma||^2 - mu1^2`` (of the centred activation when
         ``center``).
     a_t, b_t : float
-        ``mu1 / Gamma_t`` and ``sqrt(Delta_t) mu1 / Gamma_t`` (Stein identities, spec 3.1).
+        ``mu1 / Gamma_t`` and ``sqrt(Delta_t) mu1 / Gamma_t`` (Stein identities, docs/theory/random_features.md §3).
     v_t2, s_t2 : float
         ``v_t^2`` and ``s_t^2`` (MT eq 14).
     a_t_integral, b_t_integral : float
@@ -72,6 +73,8 @@ class GEPConstants:
     quad_error : float
         Largest change of any moment between this rule and the rule with half (adaptive) or twice
         (fixed ``n_nodes``) the nodes.
+    activation_def : Activation
+        The (uncentred) activation with its kinks and backend names.
     """
 
     t: float
@@ -93,7 +96,7 @@ class GEPConstants:
     b_t_integral: float
     n_nodes: int
     quad_error: float
-    _activation: Activation = field(repr=False, compare=False, default=None)
+    activation_def: Activation = field(repr=False, compare=False, default=None)
 
     @property
     def gamma(self) -> float:
@@ -105,22 +108,28 @@ class GEPConstants:
         """``v_t = sqrt(v_t^2)``."""
         return math.sqrt(max(self.v_t2, 0.0))
 
-    def activation_function(self):
-        """The activation every layer must use: ``sigma`` or, with ``center``, ``sigma - mu0(t)``."""
-        act = self._activation
+    @property
+    def shift(self) -> float:
+        """What every layer subtracts from the activation: ``mu0(t)`` with ``center``, else 0."""
+        return float(self.mu0) if self.center else 0.0
+
+    def effective_activation(self) -> Activation:
+        """The activation every layer must use, ``sigma`` or, with ``center``, ``sigma - mu0(t)``, as an
+        :class:`Activation` with the same kinks (numba and PyTorch backends subtract :attr:`shift`)."""
+        act = self.activation_def
         if not self.center:
-            return act.func
+            return act
         mu0 = self.mu0
 
         def centred(x, _f=act.func, _m=mu0):
             return np.asarray(_f(x), dtype=np.float64) - _m
 
         centred.__name__ = f"{act.name}_centred"
-        return centred
+        return Activation(centred.__name__, centred, act.kinks, act.odd, act.kernel_code, act.torch_op)
 
-    def as_dict(self) -> dict:
-        """Public fields as plain Python scalars (for ``--json`` output)."""
-        return {k: getattr(self, k) for k in self.__dataclass_fields__ if not k.startswith("_")}
+    def activation_function(self):
+        """The callable of :meth:`effective_activation`."""
+        return self.effective_activation().func
 
 
 @functools.lru_cache(maxsize=16)
@@ -162,10 +171,8 @@ def gaussian_rule(act: Activation, eta, beta, n: int):
 
 def _moments(act: Activation, t: float, sigma_x: float, n: int) -> np.ndarray:
     """``[mu0, E sigma^2, mu1, E sigma_0^2, E[sigma u]/alpha, E[v sigma]]`` with ``n`` nodes/dimension."""
-    e2t = math.exp(-2.0 * t)
-    delta = -math.expm1(-2.0 * t)
-    gamma = math.sqrt(e2t * sigma_x ** 2 + delta)
-    alpha, beta = math.exp(-t) * sigma_x, math.sqrt(delta)
+    gamma = math.sqrt(ou_gamma2(t, sigma_x))
+    alpha, beta = math.exp(-t) * sigma_x, math.sqrt(ou_delta(t))
     # 1-D: h = Gamma z
     z, w = gaussian_rule(act, np.zeros(1), gamma, n)
     s = act(gamma * z)
@@ -191,13 +198,13 @@ def gep_constants(t, *, activation="tanh", sigma_x=1.0, center=False, n_nodes=No
     Parameters
     ----------
     t : float
-        Diffusion time, ``> 0`` (OU process, spec 1.1).
+        Diffusion time, ``> 0`` (OU process, docs/theory/random_features.md §1).
     activation : str, Activation or callable, default "tanh"
         ``tanh``, ``erf``, ``relu``, ``gelu`` or a vectorised callable.
     sigma_x : float, default 1.0
         Data scale, ``sigma_x^2 = Tr Sigma / d > 0``.
     center : bool, default False
-        Use ``sigma(h) - mu0(t)``; required when ``mu0 != 0`` (relu, gelu; spec 1.3).
+        Use ``sigma(h) - mu0(t)``; required when ``mu0 != 0`` (relu, gelu; docs/theory/random_features.md §1).
     n_nodes : int, optional
         Fixed nodes per dimension (``>= 20``).  Default: adaptive doubling from 96 to 3072 until two
         rules agree to ``1e-13 * max(1, ||sigma||^2)``.
@@ -236,14 +243,14 @@ def gep_constants(t, *, activation="tanh", sigma_x=1.0, center=False, n_nodes=No
     >>> round(c.mu1, 4), round(c.norm2, 4), round(c.mustar2, 4)
     (0.6057, 0.3943, 0.0274)
     """
-    t = _checks.positive_float("t", t)
-    sigma_x = _checks.positive_float("sigma_x", sigma_x)
+    t = checks.positive_float("t", t)
+    sigma_x = checks.positive_float("sigma_x", sigma_x)
     if not isinstance(center, (bool, np.bool_)):
         raise TypeError(f"center must be a bool (got {center!r} of type {type(center).__name__})")
     center = bool(center)
     act = resolve_activation(activation)
     if n_nodes is not None:
-        n_nodes = _checks.positive_int("n_nodes", n_nodes, minimum=20)
+        n_nodes = checks.positive_int("n_nodes", n_nodes, minimum=20)
 
     with np.errstate(over="ignore", under="ignore"):
         if n_nodes is None:
@@ -268,12 +275,11 @@ def gep_constants(t, *, activation="tanh", sigma_x=1.0, center=False, n_nodes=No
         warnings.warn(f"gep_constants: quadrature for activation={act.name!r} at t={t}, sigma_x={sigma_x} reached "
                       f"only quad_error={err:.2e} with {n} nodes (target {_REL_TOL:.0e}); if the activation has "
                       f"kinks, declare them with memlab.theory.activations.Activation(kinks=...)",
-                      _checks.MemlabValidityWarning, stacklevel=2)
+                      checks.MemlabValidityWarning, stacklevel=2)
     mu0, m2, mu1, es0, a_int, b_int = (float(x) for x in mom)
 
-    e2t = math.exp(-2.0 * t)
-    delta = -math.expm1(-2.0 * t)
-    gamma2 = e2t * sigma_x ** 2 + delta
+    delta = ou_delta(t)
+    gamma2 = ou_gamma2(t, sigma_x)
     gamma = math.sqrt(gamma2)
     alpha = math.exp(-t) * sigma_x
     rms = math.sqrt(max(m2, 0.0))
@@ -282,7 +288,8 @@ def gep_constants(t, *, activation="tanh", sigma_x=1.0, center=False, n_nodes=No
             raise ValueError(
                 f"activation={act.name!r} has mu0 = E sigma(Gamma_t z) = {mu0:.6g} != 0 at t={t}, sigma_x={sigma_x}: "
                 f"a non-zero mean adds about mu0^2 * 11^T to U, an outlier eigenvalue near p*mu0^2 that Theorem 3.1 "
-                f"does not describe (spec 1.3); pass center=True (CLI: --center) to use sigma(h) - mu0(t)")
+                f"does not describe (docs/theory/random_features.md §1); pass center=True (CLI: --center) to use "
+                f"sigma(h) - mu0(t)")
     if center:
         m2 -= mu0 * mu0
         es0 -= mu0 * mu0
@@ -299,25 +306,25 @@ def gep_constants(t, *, activation="tanh", sigma_x=1.0, center=False, n_nodes=No
     return GEPConstants(t=t, sigma_x=sigma_x, activation=act.name, center=center, delta_t=delta, gamma2=gamma2,
                         alpha=alpha, mu0=mu0, norm2=m2, mu1=mu1, mustar2=m2 - mu1 * mu1, a_t=a_t, b_t=b_t,
                         v_t2=v_t2, s_t2=s_t2, a_t_integral=a_int, b_t_integral=b_int, n_nodes=int(n),
-                        quad_error=err, _activation=act)
+                        quad_error=err, activation_def=act)
 
 
 def hermite_coefficients(t, *, activation="tanh", sigma_x=1.0, center=False, k_max=60, n_nodes=None) -> np.ndarray:
     """Normalised Hermite coefficients ``c_k / sqrt(k!)`` of ``sigma(Gamma_t z)``, ``k = 0..k_max``.
 
     ``sigma(Gamma_t z) = sum_k c_k / k! He_k(z)`` with ``c_k = E[sigma(Gamma_t z) He_k(z)]``, so
-    ``c_0 = mu0`` (``0`` when ``center``) and ``c_1 = mu1`` (spec 3.1, "Hermite form").  Computed with
+    ``c_0 = mu0`` (``0`` when ``center``) and ``c_1 = mu1`` (docs/theory/random_features.md §3).  Computed with
     the orthonormal recurrence ``h_{k+1} = (z h_k - sqrt(k) h_{k-1}) / sqrt(k+1)`` (no factorial
     overflow) on a rule with ``max(4 k_max, 400)`` nodes unless ``n_nodes`` is given.
     """
-    t = _checks.positive_float("t", t)
-    sigma_x = _checks.positive_float("sigma_x", sigma_x)
-    k_max = _checks.positive_int("k_max", k_max, minimum=1)
+    t = checks.positive_float("t", t)
+    sigma_x = checks.positive_float("sigma_x", sigma_x)
+    k_max = checks.positive_int("k_max", k_max, minimum=1)
     if not isinstance(center, (bool, np.bool_)):
         raise TypeError(f"center must be a bool (got {center!r} of type {type(center).__name__})")
     act = resolve_activation(activation)
-    n = _checks.positive_int("n_nodes", n_nodes, minimum=20) if n_nodes is not None else max(4 * k_max, 400)
-    gamma = math.sqrt(math.exp(-2.0 * t) * sigma_x ** 2 - math.expm1(-2.0 * t))
+    n = checks.positive_int("n_nodes", n_nodes, minimum=20) if n_nodes is not None else max(4 * k_max, 400)
+    gamma = math.sqrt(ou_gamma2(t, sigma_x))
     z, w = gaussian_rule(act, np.zeros(1), gamma, n)
     z, w = z[0], w[0]
     s = act(gamma * z)
@@ -343,7 +350,7 @@ def hermite_projections(z, w, s, k_max: int) -> np.ndarray:
 
 
 def v_s_from_hermite(chat, rho2) -> tuple[float, float]:
-    """``(v_t^2, s_t^2)`` from normalised Hermite coefficients (spec 3.1).
+    """``(v_t^2, s_t^2)`` from normalised Hermite coefficients (docs/theory/random_features.md §3).
 
     ``v_t^2 = sum_{k>=2} chat_k^2 rho^{2k}`` and ``s_t^2 = sum_{k>=2} chat_k^2 (1 - rho^{2k})`` with
     ``rho^2 = e^{-2t} sigma_x^2 / Gamma_t^2`` and ``chat_k = c_k / sqrt(k!)``.

@@ -3,15 +3,15 @@
 The forward process is ``X_t = alpha_t X_0 + sigma_t Z`` with ``alpha_t = sqrt(1 - t^2)`` and
 ``sigma_t = t``; the SNR is ``psi_t = alpha_t^2 / sigma_t^2 = (1 - t^2) / t^2`` and its inverse is
 ``t = varsigma(psi) = (1 + psi)^(-1/2)``.  Training, loss evaluation and sampling share one grid of
-26 times evenly spaced on [0.001, 0.999] in *descending* order (spec section 1, with the
-corrections of spec section 10.1-10.2: the constant is 0.001 and the times decrease).
+26 times evenly spaced on [0.001, 0.999] in *descending* order (App. H.1 with the corrections of
+docs/theory/capacity_crossover.md §9: the constant is 0.001, not 0.01, and the times decrease).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from . import _checks
+from . import checks
 
 #: Number of grid intervals L; the grid has L + 1 = 26 times.
 GRID_L = 25
@@ -19,7 +19,8 @@ GRID_L = 25
 T_MAX, T_MIN = 0.999, 0.001
 
 #: The paper's fitted weighting lambda~_ell on the 26-point grid (Fig. 3 of arXiv:2508.17689v1,
-#: three significant figures, as tabulated in the memlab spec section 1).  Index ell = 0 is t = 0.999.
+#: three significant figures, read off the figure; docs/theory/capacity_crossover.md §3).  Index ell = 0 is
+#: t = 0.999.
 PAPER_LAMBDA = np.array(
     [0.384, 0.400, 0.420, 0.445, 0.477, 0.517, 0.569, 0.638, 0.724, 0.817, 0.873, 0.817, 0.689,
      0.565, 0.466, 0.392, 0.337, 0.296, 0.265, 0.241, 0.223, 0.209, 0.199, 0.192, 0.188, 0.187]
@@ -32,7 +33,7 @@ def paper_grid() -> np.ndarray:
 
     References
     ----------
-    arXiv:2508.17689v1, App. H.1 (corrected per memlab spec section 10.1-10.2).
+    arXiv:2508.17689v1, App. H.1 and H.2 (corrected: docs/theory/capacity_crossover.md §9).
 
     Examples
     --------
@@ -69,9 +70,9 @@ def varsigma(psi_value):
 def validity_psi_min(d: int) -> float:
     """Lower edge ``log^2 d / d`` of the theorems' validity window ``psi_t >~ log^2 d / d``.
 
-    The constant is unspecified in the paper; memlab uses 1 (natural log), spec section 4.1.
+    The constant is unspecified in the paper; memlab uses 1 (natural log), docs/theory/capacity_crossover.md §4.
     """
-    d = _checks.positive_int("d", d)
+    d = checks.positive_int("d", d)
     return float(np.log(d) ** 2 / d)
 
 
@@ -80,13 +81,13 @@ def coupon_collector_bound(d: int, K: int) -> float:
 
     References
     ----------
-    arXiv:2508.17689v1, Lemma C.4 (memlab spec section 4.3).
+    arXiv:2508.17689v1, Lemma C.4 (docs/theory/capacity_crossover.md §4).
 
     Examples
     --------
     >>> round(coupon_collector_bound(50, 12), 1)
     146.5
     """
-    d = _checks.positive_int("d", d)
-    K = _checks.positive_int("K", K)
+    d = checks.positive_int("d", d)
+    K = checks.positive_int("K", K)
     return float((1.0 + np.log(d)) * K * np.log(K))

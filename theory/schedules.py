@@ -1,4 +1,4 @@
-"""Noise schedules ``x_t = alpha_t x_0 + sigma_t z`` used across memlab (spec rf_timescales.md 8.4).
+"""Noise schedules ``x_t = alpha_t x_0 + sigma_t z`` used across memlab (docs/theory/memorization_metrics.md §5).
 
 =========  ==========================================  ==================================================
 name       (alpha_t, sigma_t)                           time variable
@@ -13,13 +13,22 @@ name       (alpha_t, sigma_t)                           time variable
 
 ``sigma_t = 0`` only at t = 0 (for every schedule): a sampler may end there, a denoiser is never
 evaluated there.
+
+The OU schedule of the random-features model (arXiv:2505.17638 MT eqs 1-5) has its own helpers, the one
+home of ``Delta_t``, ``Gamma_t^2`` and ``Sigma_t`` for every layer: :func:`ou_delta`, :func:`ou_gamma2`,
+:func:`ou_sigma_t`.  The GMM laboratory's ``alpha_t`` lives in :mod:`memlab.theory.grid`.
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
-__all__ = ["SCHEDULES", "schedule_alpha_sigma", "default_sampling_times", "check_schedule"]
+from . import grid
+
+__all__ = ["SCHEDULES", "schedule_alpha_sigma", "default_sampling_times", "check_schedule", "ou_delta",
+           "ou_gamma2", "ou_sigma_t"]
 
 SCHEDULES = ("gmm", "ou", "edm", "vp")
 VP_BETA_MIN, VP_BETA_MAX = 0.1, 20.0
@@ -51,9 +60,9 @@ def schedule_alpha_sigma(schedule: str, t, *, name: str = "t"):
         rng = f"[{lo:g}, {hi:g}{']' if closed else ')'}"
         raise ValueError(f"{name} must lie in {rng} for the {schedule!r} schedule (got {t[bad].ravel()[0]!r})")
     if schedule == "gmm":
-        return np.sqrt(1.0 - t * t), t * 1.0
+        return grid.alpha(t), grid.sigma(t)
     if schedule == "ou":
-        return np.exp(-t), np.sqrt(-np.expm1(-2.0 * t))
+        return np.exp(-t), np.sqrt(ou_delta(t))
     if schedule == "edm":
         return np.ones_like(t), t * 1.0
     log_abar = -(VP_BETA_MIN * t + 0.5 * (VP_BETA_MAX - VP_BETA_MIN) * t * t)
@@ -77,7 +86,7 @@ def default_sampling_times(schedule: str, n_steps: int | None = None) -> np.ndar
         raise ValueError(f"n_steps must be an integer >= 1 (got {n_steps!r})")
     n = int(n_steps)
     if schedule == "gmm":
-        return np.linspace(0.001, 0.999, n + 1)[::-1].copy()
+        return np.linspace(grid.T_MIN, grid.T_MAX, n + 1)[::-1].copy()
     if schedule == "ou":
         return np.geomspace(5.0, 1e-5, n + 1)
     if schedule == "vp":
@@ -85,3 +94,27 @@ def default_sampling_times(schedule: str, n_steps: int | None = None) -> np.ndar
     i = np.arange(n + 1) / n
     a, b = EDM_SIGMA_MAX ** (1 / EDM_RHO), EDM_SIGMA_MIN ** (1 / EDM_RHO)
     return (a + i * (b - a)) ** EDM_RHO
+
+
+def ou_delta(t):
+    """``Delta_t = 1 - e^{-2t}``: the noise variance of the OU process at time ``t`` (arXiv:2505.17638 MT eq 2).
+
+    Computed as ``-expm1(-2t)`` (no cancellation at small ``t``); scalar in, float out; arrays in, arrays out.
+    """
+    if np.ndim(t) == 0:
+        return -math.expm1(-2.0 * float(t))
+    return -np.expm1(-2.0 * np.asarray(t, dtype=np.float64))
+
+
+def ou_gamma2(t, sigma_x):
+    """``Gamma_t^2 = e^{-2t} sigma_x^2 + Delta_t``: the variance per coordinate of ``x_t`` for data of variance
+    ``sigma_x^2`` (arXiv:2505.17638 SM eq 41; the main text's "Gamma_t" is this square, docs/theory/random_features.md §8)."""
+    if np.ndim(t) == 0 and np.ndim(sigma_x) == 0:
+        return math.exp(-2.0 * float(t)) * float(sigma_x) ** 2 + ou_delta(t)
+    return np.exp(-2.0 * np.asarray(t, dtype=np.float64)) * np.asarray(sigma_x, dtype=np.float64) ** 2 + ou_delta(t)
+
+
+def ou_sigma_t(t, cov_eigs):
+    """Eigenvalues of ``Sigma_t = e^{-2t} Sigma + Delta_t I``, the covariance of ``x_t`` for data of covariance
+    ``Sigma`` with eigenvalues ``cov_eigs`` (arXiv:2505.17638 MT §3; docs/theory/random_features.md §1)."""
+    return math.exp(-2.0 * float(t)) * np.asarray(cov_eigs, dtype=np.float64) + ou_delta(float(t))

@@ -1,0 +1,73 @@
+"""Reading points from files: ``.npy``, ``.npz`` or a folder of PNG images (for ``memlab memorization`` and
+notebooks).  File reading lives here, in the facade, not in the numerics layer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["load_points"]
+
+
+def load_points(path, *, name: str = "points", key: str | None = None) -> np.ndarray:
+    """Load points as an (n, D) array from ``.npy``, ``.npz`` or a folder of PNG images.
+
+    * ``.npy``: one array; 2-D or more (flattened per row).
+    * ``.npz``: the array under ``key``, else under ``name``, else the only array in the file.
+    * a folder: every ``*.png`` in it (sorted by name), read with matplotlib and put on the raw 0-255
+      scale as uint8 (Gu et al. compare uint8 pixels), each image flattened; all must have the same shape.
+      A fully opaque alpha channel is dropped (RGBA and RGB files of the same pixels then agree).
+
+    Raises ``ValueError`` naming ``name`` and the path for a missing, unreadable or ambiguous input.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise ValueError(f"{name}: {str(p)!r} does not exist")
+    if p.is_dir():
+        files = sorted(f for f in p.iterdir() if f.suffix.lower() == ".png" and f.is_file())
+        if not files:
+            raise ValueError(f"{name}: folder {str(p)!r} contains no .png images")
+        import matplotlib.image as mpimg
+
+        rows = []
+        shape0 = None
+        for f in files:
+            try:
+                img = np.asarray(mpimg.imread(f))
+            except Exception as exc:  # noqa: BLE001 - any decoder error is an unreadable file
+                raise ValueError(f"{name}: cannot read image {str(f)!r} ({exc})") from None
+            if img.dtype.kind == "f":  # matplotlib returns PNGs as floats in [0, 1]
+                img = np.rint(np.clip(img, 0.0, 1.0) * 255.0)
+            img = img.astype(np.uint8)
+            if img.ndim == 3 and img.shape[2] in (2, 4) and np.all(img[..., -1] == 255):
+                img = img[..., :-1]  # a fully opaque alpha channel carries no pixel information
+            if shape0 is None:
+                shape0 = img.shape
+            elif img.shape != shape0:
+                raise ValueError(f"{name}: image {f.name!r} has shape {img.shape}, the first image "
+                                 f"{files[0].name!r} has {shape0}; all images must have the same size and channels")
+            rows.append(img.reshape(-1))
+        return np.stack(rows)
+    suffix = p.suffix.lower()
+    if suffix not in (".npy", ".npz"):
+        raise ValueError(f"{name}: {str(p)!r} is not a .npy or .npz file or a folder of .png images")
+    try:
+        obj = np.load(p, allow_pickle=False)
+    except Exception as exc:  # noqa: BLE001 - corrupt or pickled files
+        raise ValueError(f"{name}: cannot read {str(p)!r} ({type(exc).__name__}: {exc})") from None
+    if suffix == ".npz":
+        with obj:
+            keys = list(obj.keys())
+            pick = key if key is not None else (name if name in keys else (keys[0] if len(keys) == 1 else None))
+            if pick is None or pick not in keys:
+                raise ValueError(f"{name}: {str(p)!r} holds arrays {keys}; cannot tell which one to use "
+                                 f"(store one array, or name it {name!r})")
+            arr = obj[pick]
+    else:
+        arr = obj
+    if arr.ndim == 0:
+        raise ValueError(f"{name}: {str(p)!r} holds a scalar, not an array of points")
+    if arr.ndim > 2:
+        arr = arr.reshape(arr.shape[0], -1)
+    return arr
