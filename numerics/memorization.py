@@ -204,7 +204,7 @@ def nearest_two(samples, train, *, dtype=None, memory_limit: int = DEFAULT_MEMOR
 
     References
     ----------
-    Spec rf_timescales.md 8.1 (GEMM expansion, exact recomputation of the top candidates).
+    docs/theory/memorization_metrics.md §2 (GEMM expansion, exact recomputation of the top candidates).
 
     Examples
     --------
@@ -317,7 +317,7 @@ def memorized_mask(sq1, sq2, k: float = 1.0 / 3.0) -> np.ndarray:
     """The strict rule ``d1^2 < k^2 d2^2`` on squared distances (no division; docs/theory/memorization_metrics.md §1).
 
     ``d2 = 0`` (a sample on an exactly duplicated training point) gives ``0 < 0``: not memorized; NaN
-    compares false: not memorized (gmm_laboratory.md section 5).
+    compares false: not memorized (docs/theory/memorization_metrics.md §1).
     """
     k = _check_k(k)
     sq1 = np.asarray(sq1, dtype=np.float64)
@@ -446,7 +446,7 @@ def memorization_fraction(samples, train, *, k: float = 1.0 / 3.0, n_boot: int =
     References
     ----------
     Gu et al., arXiv:2310.02664 (rule, k = 1/3); arXiv:2505.17638 MT eq 6 (per sample; 95% bootstrap
-    with 1000 resamples); arXiv:2508.17689v1 Def. 2.2 (strict squared form).  Spec rf_timescales.md 8.1-8.2.
+    with 1000 resamples); arXiv:2508.17689v1 Def. 2.2 (strict squared form).  docs/theory/memorization_metrics.md §1-§3.
 
     Examples
     --------

@@ -113,7 +113,9 @@ def test_import_memlab_without_torch():
 
 def test_docs_stand_alone():
     """No reference to documents outside the repository; the theory docs exist and the README links them."""
-    pattern = re.compile(r"spec ?(§|section|[0-9])|rf_timescales\.md|gmm_laboratory\.md|mission", re.I)
+    # the words are split so that this line does not match itself
+    pattern = re.compile("spe" + r"c ?(§|section|[0-9])|rf_time" + r"scales\.md|gmm_lab" + r"oratory\.md|mis" + "sion",
+                         re.I)
     files = [p for d in LAYERS + ("tests", "benchmarks", "docs") for p in (ROOT / d).rglob("*")
              if p.suffix in (".py", ".md", ".txt", ".toml", ".json", ".csv")] + [ROOT / "README.md"]
     hits = [f"{p.relative_to(ROOT)}:{i + 1}" for p in files for i, line in enumerate(p.read_text().splitlines())

@@ -65,7 +65,7 @@ def test_v_t2_against_mpmath_nested(t, sx):
 @settings(deadline=None, max_examples=25)
 @given(t=log_t, sx=sig_x)
 def test_erf_closed_forms(t, sx):
-    """Spec 3.1 table: mu1, ||sigma||^2 and E sigma_0^2 of erf in closed form."""
+    """Closed forms of docs/theory/random_features.md §3: mu1, ||sigma||^2 and E sigma_0^2 of erf."""
     c = gep_constants(t, activation="erf", sigma_x=sx)
     g2 = c.gamma2
     a2 = (math.exp(-t) * sx) ** 2

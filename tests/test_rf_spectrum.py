@@ -30,7 +30,7 @@ def der():
 
 
 @pytest.fixture(scope="module")
-def spec64_8():
+def spectrum64_8():
     return rf_spectrum(RFModel(64, 8, 0.01))
 
 
@@ -201,8 +201,8 @@ def test_large_z_asymptotics(t, sx):
     assert np.all(np.abs(sol.r * z + sx ** 2) < 50 * sx ** 2 / np.abs(z))
 
 
-def test_herglotz_and_conjugation(spec64_8):
-    model = spec64_8.model
+def test_herglotz_and_conjugation(spectrum64_8):
+    model = spectrum64_8.model
     lam = np.geomspace(1e-3, 50, 60)
     up = solve_stieltjes(model, lam, eps=1e-3)
     assert np.all(up.q.imag > 0) and np.all(up.s.imag > 0) and np.all(up.r.imag > 0)
@@ -215,12 +215,12 @@ def test_herglotz_and_conjugation(spec64_8):
         assert max(abs(F[0]), abs(F[1])) < 1e-10 and abs(F[2]) < 1e-9 * (1 + abs(up.q[j]) ** 3)
 
 
-def test_masses_regime_I(spec64_8):
+def test_masses_regime_I(spectrum64_8):
     """delta, small cluster, rho_1, rho_2 masses = 1-(1+psi_n)/psi_p, 1/psi_p, (psi_n-1)/psi_p, 1/psi_p.
 
     Tolerances are what the method achieves: the Lorentzian of width eps = 1e-9 lambda leaks ~1e-10 of each
     bulk's mass past its edges (measured 4e-11 to 2e-10 here), the delta weight is exact to 1e-14."""
-    sp_ = spec64_8
+    sp_ = spectrum64_8
     pp, pn = 64.0, 8.0
     assert abs(sp_.delta_weight - (1 - (1 + pn) / pp)) < 1e-12
     masses = [m for _, _, m in sp_.bulks]
@@ -325,10 +325,10 @@ def test_first_bulk_edges_approach_leading_order():
     assert errs[2] < 0.05
 
 
-def test_lambda_min_spectrum_skips_cluster(spec64_8):
-    lam = lambda_min_spectrum(spec64_8)
-    assert lam == spec64_8.bulks[1][0]
-    assert spec64_8.cumulative_mass(lam) == pytest.approx(1 / 64, abs=1e-6)
+def test_lambda_min_spectrum_skips_cluster(spectrum64_8):
+    lam = lambda_min_spectrum(spectrum64_8)
+    assert lam == spectrum64_8.bulks[1][0]
+    assert spectrum64_8.cumulative_mass(lam) == pytest.approx(1 / 64, abs=1e-6)
 
 
 def test_solver_against_independent_scipy_root():
@@ -363,8 +363,8 @@ def test_nonconvergence_raises_with_lambdas():
     assert ei.value.lambdas.size >= 1 and np.all(np.isfinite(ei.value.lambdas))
 
 
-def test_upper_bound_above_spectrum(spec64_8):
-    assert spectrum_upper_bound(spec64_8.model) > spec64_8.bulks[-1][1]
+def test_upper_bound_above_spectrum(spectrum64_8):
+    assert spectrum_upper_bound(spectrum64_8.model) > spectrum64_8.bulks[-1][1]
 
 
 # ------------------------------------------------------------------ timescales --------------------
