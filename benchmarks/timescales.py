@@ -1,4 +1,4 @@
-"""Benchmark: validation layer II (issue 7) -- RF training in PyTorch and the DDPM n ladder.
+"""Benchmark: RF training in PyTorch and the DDPM n ladder (docs/theory/validation.md §3-§4).
 
 1. Random-features fresh-noise GD, one step = ``O(p d n)``: PyTorch (autograd, ``train_rf``) against the numba
    kernel of ``memlab.numerics.rf_gd.simulate_gd(noise="fresh")`` on the same matrices, steps/s and the ratio;
@@ -19,43 +19,45 @@ import torch
 
 from memlab.numerics.rf_gd import simulate_gd
 from memlab.numerics.rf_matrices import true_feature_matrices
-from memlab.validation.ddpm_torch import train_ddpm
-from memlab.validation.rf_torch import train_rf
+from memlab.theory.rf_model import RFModel
+from memlab.validation.ddpm_torch import DDPMConfig, train_ddpm
+from memlab.validation.rf_torch import RFTrainConfig, train_rf
 
 
 def rf_bench(d, psi_p, psi_n, steps):
-    t = 0.1
-    n, p = int(psi_n * d), int(psi_p * d)
-    mats = true_feature_matrices(n, p, d, t, seed=0, k_max=60, n_nodes=80)
-    dtau = 1e-2 * psi_p / mats.constants.delta_t
+    model = RFModel(psi_p=psi_p, psi_n=psi_n, t=0.1, d=d, seed=0)
+    n, p = model.n, model.p
+    mats = true_feature_matrices(model, k_max=60, n_nodes=80)
+    dtau = 1e-2 * psi_p / model.constants.delta_t
     t0 = time.perf_counter()
     simulate_gd(mats, [dtau], noise="fresh")                       # compile (or load the cache) + 1 step
     compile_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     simulate_gd(mats, [steps * dtau], noise="fresh")
     numba_rate = steps / (time.perf_counter() - t0)
-    r = train_rf(psi_p, psi_n, t, [steps * dtau], d=d, quiet=True, n_eval_noise=1, n_score=10)
+    cfg = RFTrainConfig(tau=[steps * dtau], n_eval_noise=1, n_score=10)
+    r = train_rf(model, cfg, quiet=True)
     torch_rate = r.diagnostics["steps_per_s"]
     print(f"RF fresh-noise GD d={d} p={p} n={n} (3 p d n = {3 * p * d * n / 1e6:.0f} M mult-adds/step): numba "
           f"{numba_rate:.1f} steps/s (compile/cache load {compile_s:.2f} s, excluded), PyTorch CPU autograd "
           f"{torch_rate:.1f} steps/s -> ratio torch/numba = {torch_rate / numba_rate:.2f}")
     if torch.cuda.is_available():
-        r = train_rf(psi_p, psi_n, t, [steps * 10 * dtau], d=d, quiet=True, device="cuda", n_eval_noise=1, n_score=10)
+        r = train_rf(model, cfg.replace(tau=[steps * 10 * dtau]), quiet=True, device="cuda")
         print(f"  PyTorch CUDA {r.diagnostics['steps_per_s']:.1f} steps/s -> ratio cuda/numba = "
               f"{r.diagnostics['steps_per_s'] / numba_rate:.2f}")
 
 
 def ddpm_rate(n, steps, device):
-    kw = dict(n_checkpoints=2, first_checkpoint=steps // 2, n_gen=16, sample_steps=2, n_score=16, quiet=True)
-    train_ddpm(n, steps=20, device=device, **dict(kw, first_checkpoint=10))   # warm-up
+    cfg = DDPMConfig(steps=steps, n_checkpoints=2, first_checkpoint=steps // 2, n_gen=16, sample_steps=2, n_score=16)
+    train_ddpm(n, cfg.replace(steps=20, first_checkpoint=10), device=device, quiet=True)   # warm-up
     t0 = time.perf_counter()
-    train_ddpm(n, steps=steps, device=device, **kw)
+    train_ddpm(n, cfg, device=device, quiet=True)
     return steps / (time.perf_counter() - t0)
 
 
 def eval_cost(sample_steps, device):
     t0 = time.perf_counter()
-    train_ddpm(64, steps=1, n_checkpoints=2, first_checkpoint=1, n_gen=1000, sample_steps=sample_steps,
+    train_ddpm(64, DDPMConfig(steps=1, n_checkpoints=2, first_checkpoint=1, n_gen=1000, sample_steps=sample_steps),
                device=device, quiet=True)
     return time.perf_counter() - t0
 

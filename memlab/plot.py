@@ -4,6 +4,7 @@ the ``Axes`` and never call ``plt.show()``; :func:`save_figure` writes PNG and P
 from __future__ import annotations
 
 import os
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -17,7 +18,7 @@ from .numerics.losses import ExcessLosses  # noqa: E402
 from .theory import crossover  # noqa: E402
 
 __all__ = ["plot_gmm_losses", "plot_rf_spectrum", "plot_rf_curves", "plot_rf_phase", "plot_memorization",
-           "plot_capacity_sweep", "plot_sweep_grid", "save_figure"]
+           "plot_capacity_sweep", "plot_sweep_grid", "plot_rf_training", "plot_timescale_study", "save_figure"]
 
 
 def save_figure(fig, out_dir, stem: str) -> list[Path]:
@@ -125,19 +126,19 @@ def plot_rf_spectrum(spec, eigenvalues=None, *, d=None, ax=None, bins_per_decade
         ax.set_ylim(max(top[top > 0].min(), top.max() * 1e-3), top.max() * 30)
     ax.set_xlabel(r"eigenvalue $\lambda$ of $U$ (dimensionless; loss units per $d$)")
     ax.set_ylabel(r"eigenvalue density per decade, $dN/(p\,d\log_{10}\lambda)$")
-    c = spec.constants
-    ax.set_title(rf"$\psi_p$ = {spec.psi_p:g}, $\psi_n$ = {spec.psi_n:g}, t = {spec.t:g}, "
-                 f"{c.activation}, $\\sigma_x$ = {c.sigma_x:g}", fontsize=9)
+    m = spec.model
+    ax.set_title(rf"$\psi_p$ = {m.psi_p:g}, $\psi_n$ = {m.psi_n:g}, t = {m.t:g}, "
+                 f"{m.activation.name}, $\\sigma_x$ = {m.sigma_x:g}", fontsize=9)
     ax.legend(fontsize=7, loc="upper center", ncol=1, framealpha=0.9)
     ax.grid(True, which="both", alpha=0.25)
     return ax
 
 
-def _tau_mem_formula(c):
+def _tau_mem_formula(model):
     from .theory import timescales as ts
 
-    k = c.constants
-    return ts.tau_mem(k.s_t2, k.v_t2, c.inputs["psi_p"], c.inputs["psi_n"], k.delta_t)
+    k = model.constants
+    return float(ts.tau_mem_formula(k.s_t2, k.v_t2, model.psi_p, model.psi_n, k.delta_t))
 
 
 def _gen_inf(c):
@@ -145,10 +146,13 @@ def _gen_inf(c):
     return float(c.gen[inf][0]) if np.any(inf) else float(c.gen[-1])
 
 
-def plot_rf_curves(curves, gd=None, *, gd_theory=None, axes=None):
-    """Fig. 5 / Fig. 11 analogue (arXiv:2505.17638): score error and train (solid) / test (dashed) losses
-    against ``tau``, the losses against ``tau / tau_mem``, and ``L_gen / L_gen(inf)`` against
-    ``tau / tau_mem`` (the collapse).
+def plot_rf_curves(curves, gd=None, *, gd_theory=None, read_offs=None, axes=None):
+    """Learning curves of the random-features score model (arXiv:2505.17638 Fig. 5 / Fig. 11 analogue).
+
+    Panels: (A) score error against ``tau``; (B) train (solid) and test (dashed) losses against ``tau``;
+    (C) the losses against ``tau / tau_mem_formula``; (D) ``L_gen / L_gen(inf)`` against
+    ``tau / tau_mem_formula`` (the collapse).  ``tau_mem_formula = psi_p/(Delta_t lambda_min_formula)``
+    (arXiv:2505.17638 MT §3; docs/theory/random_features.md §5).
 
     Parameters
     ----------
@@ -161,12 +165,18 @@ def plot_rf_curves(curves, gd=None, *, gd_theory=None, axes=None):
     gd_theory : list of LearningCurves, optional
         Closed form at the GD runs' own ``d`` (thin dotted lines under the markers), matched by ``psi_n``:
         GD at small ``d`` differs from the large-``d`` curves by finite-size effects, not by the method.
+    read_offs : list of CurveReadOff, optional
+        One per curve: ``tau_gen_score_min`` is marked on panel A (crosses), ``tau_mem_half_rise`` on
+        panel D (diamonds); the dash-dotted line on panel A is ``tau_gen_formula``
+        (docs/theory/random_features.md §5-§6).
     axes : sequence of 4 Axes, optional
 
     Returns
     -------
     ndarray of Axes
     """
+    from .theory import timescales as ts
+
     if axes is None:
         fig, axes = plt.subplots(2, 2, figsize=(12.0, 8.6))
     axes = np.asarray(axes).ravel()
@@ -174,16 +184,21 @@ def plot_rf_curves(curves, gd=None, *, gd_theory=None, axes=None):
     for k, c in enumerate(curves):
         col = colors[k % len(colors)]
         fin = np.isfinite(c.tau) & (c.tau > 0)
-        tm = _tau_mem_formula(c)
-        lab = rf"$\psi_n$ = {c.inputs['psi_n']:g}"
+        tm = _tau_mem_formula(c.model)
+        lab = rf"$\psi_n$ = {c.model.psi_n:g}"
         axes[0].plot(c.tau[fin], c.score_error[fin], color=col, lw=1.6, label=lab)
         axes[1].plot(c.tau[fin], c.train[fin], color=col, lw=1.6, label=lab)
         axes[1].plot(c.tau[fin], c.test[fin], color=col, lw=1.6, ls="--")
         axes[2].plot(c.tau[fin] / tm, c.train[fin], color=col, lw=1.6, label=lab)
         axes[2].plot(c.tau[fin] / tm, c.test[fin], color=col, lw=1.6, ls="--")
         axes[3].plot(c.tau[fin] / tm, c.gen[fin] / _gen_inf(c), color=col, lw=1.6, label=lab)
+        if read_offs is not None:
+            r = read_offs[k]
+            axes[0].plot([r.tau_gen_score_min], [r.score_min], "x", ms=8, mew=2, color=col)
+            if r.tau_mem_half_rise is not None:
+                axes[3].plot([r.tau_mem_half_rise / tm], [r.mem_fraction], "D", ms=6, color=col, mec="k", mew=0.5)
         for th in gd_theory or []:
-            if th.inputs["psi_n"] != c.inputs["psi_n"]:
+            if th.model.psi_n != c.model.psi_n:
                 continue
             tf = np.isfinite(th.tau) & (th.tau > 0)
             kw = dict(color=col, lw=0.9, ls=":")
@@ -191,7 +206,7 @@ def plot_rf_curves(curves, gd=None, *, gd_theory=None, axes=None):
             axes[1].plot(th.tau[tf], th.train[tf], **kw)
             axes[1].plot(th.tau[tf], th.test[tf], **kw)
         for g in gd or []:
-            if g.inputs["psi_n"] != c.inputs["psi_n"]:
+            if g.model.psi_n != c.model.psi_n:
                 continue
             gf = g.tau > 0
             kw = dict(ms=4, ls="none", color=col, mec="k", mew=0.5)
@@ -199,9 +214,15 @@ def plot_rf_curves(curves, gd=None, *, gd_theory=None, axes=None):
             axes[1].plot(g.tau[gf], g.train[gf], "o", **kw)
             axes[1].plot(g.tau[gf], g.test[gf], "s", **kw)
     c0 = curves[0]
+    m0, k0 = c0.model, c0.constants
+    if read_offs is not None:                       # legend entries of the read-off markers (black proxies)
+        axes[0].plot([], [], "x", ms=8, mew=2, color="k", label="tau_gen_score_min (read-off)")
+        axes[3].plot([], [], "D", ms=6, color="w", mec="k", mew=0.8,
+                     label=f"tau_mem_half_rise (read-off, L_gen = {read_offs[0].mem_fraction:g} L_gen(inf))")
+        tg = float(ts.tau_gen_formula(k0.mu1, k0.norm2, m0.psi_p, k0.delta_t))
+        axes[0].axvline(tg, color="0.3", lw=1.0, ls="-.", label=f"tau_gen_formula = {tg:.4g}")
     for ax in axes[1:3]:
         ax.axhline(c0.bayes_floor, color="0.4", lw=0.8, ls=(0, (1, 3)), label=f"Bayes floor {c0.bayes_floor:.3f}")
-    i = c0.inputs
     axes[0].set_ylabel(r"score error $\mathcal{E}_{\rm score}$ (per $d$)")
     axes[1].set_ylabel(r"loss per $d$: train (solid), test (dashed)")
     axes[2].set_ylabel(r"loss per $d$: train (solid), test (dashed)")
@@ -209,20 +230,21 @@ def plot_rf_curves(curves, gd=None, *, gd_theory=None, axes=None):
     for ax in axes[:2]:
         ax.set_xlabel(r"training time $\tau = k\eta/d^2$")
     for ax in axes[2:]:
-        ax.set_xlabel(r"$\tau/\tau_{\rm mem}$  ($\tau_{\rm mem} = \psi_p/(\Delta_t\lambda_{\min})$, spec 5.1)")
+        ax.set_xlabel(r"$\tau$ / tau_mem_formula  (tau_mem_formula = $\psi_p/(\Delta_t\lambda_{\min})$, "
+                      "arXiv:2505.17638 MT §3)")
     axes[0].set_yscale("log")
     for ax in axes:
         ax.set_xscale("log")
         ax.grid(True, which="major", alpha=0.3)
-    gd_d = sorted({g.inputs["d"] for g in gd or []})
-    gd_txt = (f"; markers: GD on real {i['activation']} features at d = {', '.join(map(str, gd_d))} "
+    gd_d = sorted({g.model.d for g in gd or []})
+    gd_txt = (f"; markers: GD on real {m0.activation.name} features at d = {', '.join(map(str, gd_d))} "
               "(m = inf), dotted: closed form at that d" if gd_d else "")
-    axes[0].figure.suptitle(f"$\\psi_p$ = {i['psi_p']:g}, t = {i['t']:g}, {i['activation']}; lines: gradient-flow "
-                            f"closed form (GEP, d = {i['d']}){gd_txt}", fontsize=9)
+    axes[0].figure.suptitle(f"$\\psi_p$ = {m0.psi_p:g}, t = {m0.t:g}, {m0.activation.name}; lines: gradient-flow "
+                            f"closed form (GEP, d = {m0.d}){gd_txt}", fontsize=9)
     axes[0].set_title("(A) score error", fontsize=9)
     axes[1].set_title("(B) train and test losses", fontsize=9)
-    axes[2].set_title(r"(C) losses against $\tau/\tau_{\rm mem}$", fontsize=9)
-    axes[3].set_title(r"(D) collapse of $\mathcal{L}_{\rm gen}$ under $\tau/\tau_{\rm mem}$", fontsize=9)
+    axes[2].set_title(r"(C) losses against $\tau$ / tau_mem_formula", fontsize=9)
+    axes[3].set_title(r"(D) collapse of $\mathcal{L}_{\rm gen}$ under $\tau$ / tau_mem_formula", fontsize=9)
     axes[0].legend(fontsize=7)
     axes[1].legend(fontsize=7, loc="lower left")
     axes[3].legend(fontsize=7, loc="upper left")
@@ -231,7 +253,8 @@ def plot_rf_curves(curves, gd=None, *, gd_theory=None, axes=None):
 
 def plot_rf_phase(pd, *, axes=None):
     """Heat maps of ``L_gen`` over ``(psi_n, psi_p)`` at each training time of a :class:`PhaseDiagram`,
-    with the ``n* = p`` line and the ``tau_mem = tau`` / ``tau_gen = tau`` boundaries (Fig. 5C analogue)."""
+    with the ``n* = p`` line and the ``tau_mem_formula = tau`` / ``tau_gen_formula = tau`` boundaries
+    (arXiv:2505.17638 Fig. 5C analogue; docs/theory/random_features.md §5)."""
     nt = pd.tau.size
     if axes is None:
         fig, axes = plt.subplots(1, nt, figsize=(5.2 * nt, 4.3), squeeze=False)
@@ -245,17 +268,17 @@ def plot_rf_phase(pd, *, axes=None):
         mem = [(x, y) for x, y in zip(pd.psi_n_mem[k], pd.psi_p) if x is not None]
         if mem:
             xm, ym = zip(*mem)
-            ax.plot(xm, ym, color="c", lw=1.5, label=r"$\tau_{\rm mem}(\psi_p,\psi_n) = \tau$")
-        below = pd.psi_p[pd.tau_gen > pd.tau[k]]
+            ax.plot(xm, ym, color="c", lw=1.5, label=r"tau_mem_formula$(\psi_p,\psi_n) = \tau$")
+        below = pd.psi_p[pd.tau_gen_formula > pd.tau[k]]
         if below.size:
-            ax.axhline(below.max(), color="y", lw=1.2, label=r"$\tau_{\rm gen}(\psi_p) = \tau$")
+            ax.axhline(below.max(), color="y", lw=1.2, label=r"tau_gen_formula$(\psi_p) = \tau$")
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlim(pd.psi_n.min() / 1.2, pd.psi_n.max() * 1.2)
         ax.set_ylim(pd.psi_p.min() / 1.2, pd.psi_p.max() * 1.2)
         ax.set_xlabel(r"$\psi_n = n/d$")
         ax.set_ylabel(r"$\psi_p = p/d$")
-        ax.set_title(rf"$\mathcal{{L}}_{{\rm gen}}$ at $\tau$ = {pd.tau[k]:g} (t = {pd.constants.t:g}, d = {pd.d})",
+        ax.set_title(rf"$\mathcal{{L}}_{{\rm gen}}$ at $\tau$ = {pd.tau[k]:g} (t = {pd.model.t:g}, d = {pd.model.d})",
                      fontsize=9)
         ax.legend(fontsize=7, loc="lower right")
         plt.colorbar(im, ax=ax, label=r"$\mathcal{L}_{\rm gen}$ (per $d$)")
@@ -321,39 +344,51 @@ def plot_memorization(results, *, axes=None):
 
 
 def plot_capacity_sweep(sweep, *, axes=None):
-    """Fig. 2 analogue of a capacity sweep: memorization fraction vs M/N (markers with bootstrap error bars)
-    with the predicted M*/N line and the measured transition band; train and test loss at t_16 (x0 units)
-    vs M/N; learned sigma^2 vs M/N."""
+    """A capacity sweep (arXiv:2508.17689v1 Fig. 2 analogue; docs/theory/capacity_crossover.md §7).
+
+    (a) memorization fraction vs ``M/N`` (markers with bootstrap error bars) with the predicted ``M*/N`` line
+    (the capacity crossover, arXiv:2508.17689v1 Eq. 21) and the measured transition band; (b) train and test
+    loss at ``t_16`` (x0 units) vs ``M/N`` with the Thm 3.1 level; (c) learned ``sigma^2`` vs ``M/N``.  The
+    titles name the training protocol; the figure's caption is ``sweep.prediction_note`` (which prediction is
+    drawn and for which protocol it holds: the ``paper`` weighting is defined on the full 26-point grid).
+    """
+    from .theory.grid import psi
+
     if axes is None:
-        fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+        fig, axes = plt.subplots(1, 3, figsize=(15, 4.4))
     a, b, c = axes
+    st = sweep.settings
     x = sweep.M / sweep.N
     f = sweep.fractions
     lo = np.array([r["ci_low"] if r["ci_low"] is not None else r["fraction"] for r in sweep.results])
     hi = np.array([r["ci_high"] if r["ci_high"] is not None else r["fraction"] for r in sweep.results])
     a.errorbar(x, f, yerr=[f - lo, hi - f], fmt="o", ms=4, capsize=2, color="C0",
-               label="measured (50 DDIM samples, 95% bootstrap CI)")
-    a.axvline(sweep.mstar.ratio, color="C3", lw=2,
-              label=f"predicted $M^*/N$ = {sweep.mstar.ratio:.3f} ({sweep.mstar.weighting}, C = {sweep.mstar.C:g})")
+               label=f"measured ({st.get('n_samples', 50)} DDIM samples, 95% bootstrap CI)")
+    m = sweep.mstar
+    if m.ratio is not None:
+        a.axvline(m.ratio, color="C3", lw=2, label=f"predicted $M^*/N$ = {m.ratio:.3f} ({m.weighting} weighting, "
+                  f"C = {m.C:g}, full grid)")
     if sweep.start is not None:
-        a.axvspan(sweep.start / sweep.N, sweep.end / sweep.N, color="C1", alpha=0.15, label="transition band (start-end)")
+        a.axvspan(sweep.start / sweep.N, sweep.end / sweep.N, color="C1", alpha=0.15,
+                  label="transition band (start-end)")
     if sweep.m_pt is not None:
-        a.axvline(sweep.m_pt / sweep.N, color="C0", ls="--", label=f"measured $M_{{pt}}/N$ = {sweep.m_pt / sweep.N:.3f}")
+        a.axvline(sweep.m_pt / sweep.N, color="C0", ls="--",
+                  label=f"measured $M_{{pt}}/N$ = {sweep.m_pt / sweep.N:.3f}")
     a.set_xlabel("M/N (components per training point, dimensionless)")
     a.set_ylabel("memorization fraction (dimensionless)")
     a.set_ylim(-0.05, 1.05)
     a.legend(fontsize=7, loc="upper left")
-    a.set_title(f"N = {sweep.N}, d = {sweep.d}, K = {sweep.K}, {sweep.settings.get('steps')} steps", fontsize=9)
+    a.set_title("(a) memorization transition", fontsize=9)
     tr = np.array([r["train_loss"] for r in sweep.results])
     te = np.array([r["test_loss"] for r in sweep.results])
     b.plot(x, tr, "o", ms=4, color="C0", label="train loss")
     b.plot(x, te, "s", ms=4, color="C1", label="test loss (100 held-out points)")
     t16 = sweep.results[0]["loss_t"]
-    psi = (1 - t16 ** 2) / t16 ** 2
-    b.axhline(sweep.d / (psi + 1), color="k", lw=1, label=r"Thm 3.1: $d\sigma_*^2/(\psi_t\sigma_*^2+1)$")
+    b.axhline(sweep.d / (float(psi(t16)) + 1), color="k", lw=1, label=r"Thm 3.1: $d\sigma_*^2/(\psi_t\sigma_*^2+1)$")
     b.set_xlabel("M/N (dimensionless)")
     b.set_ylabel(f"loss at t = {t16:.4g} (x0 units, summed over d)")
     b.legend(fontsize=7)
+    b.set_title(r"(b) losses at $t_{16}$", fontsize=9)
     s2 = np.array([r["sigma2"] for r in sweep.results])
     c.plot(x, s2, "o", ms=4, color="C2", label=r"learned $\sigma^2$")
     c.axhline(1.0, color="k", lw=1, label=r"$\sigma_*^2$ = 1 (generalizing)")
@@ -361,43 +396,55 @@ def plot_capacity_sweep(sweep, *, axes=None):
     c.set_xlabel("M/N (dimensionless)")
     c.set_ylabel(r"learned $\sigma^2$ (data units squared)")
     c.legend(fontsize=7)
+    c.set_title(r"(c) learned variance", fontsize=9)
+    n_times = len(st.get("times") or ())
+    a.figure.suptitle(f"N = {sweep.N}, d = {sweep.d}, K = {sweep.K}; protocol {st.get('protocol')}: {st.get('steps')} "
+                      f"Adam steps, {st.get('n_noise')} noise draws, peak lr {st.get('peak_lr', 0):g}, {n_times} grid "
+                      "times" + (f" (t >= {st['t_min']:g})" if st.get("t_min") is not None else ""), fontsize=10)
+    a.figure.text(0.5, -0.02, sweep.prediction_note, ha="center", va="top", fontsize=8)
     return axes
 
 
 def plot_sweep_grid(sweeps, *, ax=None):
-    """Measured ``M_pt/N`` per configuration against the predicted ``M*/N`` (markers; identity line)."""
+    """Measured ``M_pt/N`` per configuration against the predicted ``M*/N`` (markers; prediction line); the title
+    is the first sweep's ``prediction_note`` (the prediction drawn and the protocol the models were trained with)."""
     if ax is None:
         fig, ax = plt.subplots(figsize=(6, 4.5))
-    xs = np.array([s.mstar.ratio for s in sweeps])
+    xs = np.array([np.nan if s.mstar.ratio is None else s.mstar.ratio for s in sweeps])
     ys = np.array([np.nan if s.ratio_pt is None else s.ratio_pt for s in sweeps])
     err = np.array([0.0 if s.m_pt is None else max(1, (s.end - s.start) // 10) / s.N for s in sweeps])
     idx = np.arange(len(sweeps))
+    m = sweeps[0].mstar
     ax.errorbar(idx, ys, yerr=err, fmt="o", capsize=3, color="C0", label=r"measured $M_{pt}/N$ (refinement step)")
-    ax.plot(idx, xs, "-", color="C3", lw=2, label=r"predicted $M^*/N$")
+    ax.plot(idx, xs, "-", color="C3", lw=2,
+            label=rf"predicted $M^*/N$ ({m.weighting} weighting, C = {m.C:g}, full grid)")
     ax.set_xticks(idx)
     ax.set_xticklabels([f"N{s.N} d{s.d} K{s.K}" for s in sweeps], rotation=60, fontsize=6)
     ax.set_xlabel("configuration (N, d, K)")
     ax.set_ylabel("transition M/N (dimensionless)")
     ax.set_ylim(0, 1.05)
+    ax.set_title(textwrap.fill(sweeps[0].prediction_note, 95), fontsize=7)
     ax.legend(fontsize=8)
     return ax
 
 
 def plot_rf_training(res, *, axes=None):
-    """PyTorch random-features training against the closed form on the same ``W`` and data (spec 6).
+    """PyTorch random-features training against the closed form on the same ``W`` and data
+    (docs/theory/validation.md §3).
 
-    Left: train (C0) and test (C1) loss; lines = closed form (discrete GD, spec 2.3), markers = Monte Carlo
-    losses of the trained ``B`` (error bars 2 SE), open markers = exact ``m = infinity`` losses of the same
-    ``B``.  Right: score error, closed form vs Monte Carlo.  ``tau`` in the paper's unit ``k eta / d^2``.
+    Left: train (C0) and test (C1) loss; lines = closed form (discrete GD, docs/theory/random_features.md §2),
+    markers = Monte Carlo losses of the trained ``B`` (error bars 2 SE), open markers = exact ``m = infinity``
+    losses of the same ``B``.  Right: score error, closed form vs Monte Carlo.  ``tau`` in the paper's unit
+    ``k eta / d^2``.
     """
     if axes is None:
         _, axes = plt.subplots(1, 2, figsize=(12, 4.4))
     a0, a1 = axes
-    inp = res.inputs
+    m, opt = res.model, res.config.optimizer
     for key, col, lab in (("train", "C0", "train"), ("test", "C1", "test")):
         a0.plot(res.tau, getattr(res, f"closed_{key}"), "-", color=col, lw=1.6, label=f"closed form: {lab}")
         a0.errorbar(res.tau, getattr(res, f"{key}_mc"), yerr=2 * getattr(res, f"{key}_mc_se"), fmt="o", ms=3.5,
-                    color=col, capsize=2, label=f"PyTorch {inp['optimizer'].upper()}: {lab} (Monte Carlo, $\\pm$2 SE)")
+                    color=col, capsize=2, label=f"PyTorch {opt.upper()}: {lab} (Monte Carlo, $\\pm$2 SE)")
         a0.plot(res.tau, getattr(res, f"{key}_exact"), "o", mfc="none", ms=6, color=col, alpha=0.7,
                 label=f"PyTorch: {lab}, exact loss of trained $B$")
     a0.axhline(res.diagnostics["bayes_floor"], color="0.5", ls=":", lw=1, label=r"Bayes floor $e^{-2t}$")
@@ -405,7 +452,7 @@ def plot_rf_training(res, *, axes=None):
     a0.set_xlabel(r"training time $\tau = k\eta/d^2$ (paper units)")
     a0.set_ylabel("DSM loss per dimension (dimensionless)")
     ag = res.agreement
-    a0.set_title(f"RF model, d={inp['d']}, p={inp['p']}, n={inp['n']}, t={inp['t']:g}: max rel. diff "
+    a0.set_title(f"RF model, d={m.d}, p={m.p}, n={m.n}, t={m.t:g}, {m.activation.name}: max rel. diff "
                  f"{100 * ag['max_rel_train']:.1f}% (train), {100 * ag['max_rel_test']:.1f}% (test)", fontsize=9)
     a0.legend(fontsize=7)
     a1.plot(res.tau, res.closed_score, "-", color="C2", lw=1.6, label="closed form (DSM identity)")
@@ -417,18 +464,18 @@ def plot_rf_training(res, *, axes=None):
     a1.set_yscale("log")
     a1.set_xlabel(r"training time $\tau = k\eta/d^2$ (paper units)")
     a1.set_ylabel(r"score error $\mathcal{E}_{\rm score}$ per dimension")
-    a1.legend(fontsize=8)
+    a1.legend(fontsize=8, loc="upper left")
     return axes
 
 
 def plot_timescale_study(study, *, axes=None):
-    """The n ladder of small DDPMs (spec rf_timescales.md 7.3; BUBM Fig. 2 analogue), six panels:
+    """The ``n`` ladder of small DDPMs (docs/theory/validation.md §4; arXiv:2505.17638 Fig. 2 analogue), six panels:
 
-    (a) memorization fraction vs training steps (markers with 95% bootstrap CIs; dotted: ``fthr``);
-    (b) ``f_mem / f_mem(max)`` vs ``tau / n`` (collapse); (c) sample-quality proxy (KL estimate, log) vs
-    ``tau`` with ``tau_gen`` marked; (d) score error at the fixed diffusion step vs ``tau``;
-    (e) ``tau_mem`` and ``tau_gen`` vs ``n`` (markers) with the fitted line ``tau_mem = a n``;
-    (f) training loss vs ``tau``.
+    (a) memorization fraction vs training steps (markers with 95% bootstrap CIs; dotted: ``fthr``; dashed:
+    ``tau_mem_onset``); (b) ``f_mem / f_mem(max)`` vs ``tau / n`` (collapse); (c) sample-quality proxy (KL
+    estimate, log) vs ``tau`` with ``tau_gen_quality_min`` marked; (d) score error at the fixed diffusion step vs
+    ``tau``; (e) ``tau_mem_onset`` and the ``tau_gen_*`` read-offs vs ``n`` with the fitted line
+    ``tau_mem_onset = a n``; (f) training loss vs ``tau``.
     """
     if axes is None:
         _, axes = plt.subplots(2, 3, figsize=(16, 9))
@@ -445,12 +492,14 @@ def plot_timescale_study(study, *, axes=None):
         if fm > 0:
             ax[1].errorbar(s / n, f / fm, yerr=err / fm, fmt="o-", ms=3, lw=0.8, capsize=1.5, color=col, label=f"n = {n}")
         ax[2].plot(s, r["quality"], "o-", ms=3, lw=0.8, color=col, label=f"n = {n}")
-        ax[2].axvline(study.tau_gen[i], color=col, ls=":", lw=1)
+        ax[2].axvline(study.tau_gen_quality_min[i], color=col, ls=":", lw=1)
         ax[3].plot(s, r["score_error"], "o-", ms=3, lw=0.8, color=col, label=f"n = {n}")
         ax[5].plot(s, r["train_loss"], "o-", ms=2.5, lw=0.6, color=col, label=f"n = {n}")
-        if np.isfinite(study.tau_mem[i]):
-            ax[0].axvline(study.tau_mem[i], color=col, ls="--", lw=0.8)
+        if np.isfinite(study.tau_mem_onset[i]):
+            ax[0].axvline(study.tau_mem_onset[i], color=col, ls="--", lw=0.8)
     ax[0].axhline(study.fthr, color="0.4", ls=":", lw=1, label=f"threshold {study.fthr:g}")
+    ax[0].plot([], [], color="0.3", ls="--", lw=0.8, label="tau_mem_onset (dashed, one per n)")
+    ax[2].plot([], [], color="0.3", ls=":", lw=1, label="tau_gen_quality_min (dotted, one per n)")
     floor = study.runs[0]["diagnostics"].get("quality_floor")
     if floor is not None:
         ax[2].axhline(floor, color="0.4", ls=":", lw=1, label="proxy on exact $P_0$ samples")
@@ -469,22 +518,23 @@ def plot_timescale_study(study, *, axes=None):
     ax[5].set_yscale("log")
     ax[5].set_ylabel("DDPM training loss (per dim)")
     n_arr = np.asarray(ns, dtype=float)
-    ok = np.isfinite(study.tau_mem)
-    ax[4].plot(n_arr[ok], study.tau_mem[ok], "o", ms=7, color="C3", label=rf"$\tau_{{\rm mem}}$ (f $\geq$ {study.fthr:g})")
+    ok = np.isfinite(study.tau_mem_onset)
+    ax[4].plot(n_arr[ok], study.tau_mem_onset[ok], "o", ms=7, color="C3", label=f"tau_mem_onset (f >= {study.fthr:g})")
     for key, mk in (("0.01", "v"), ("0.1", "^")):
-        tm = study.sensitivity.get(key, {}).get("tau_mem")
-        if tm is not None:
+        tm = study.sensitivity.get(key, {}).get("tau_mem_onset")
+        if tm is not None and float(key) != study.fthr:
             v = np.array([np.nan if x is None else x for x in tm], dtype=float)
-            ax[4].plot(n_arr, v, mk, ms=5, mfc="none", color="C3", alpha=0.7, label=rf"$\tau_{{\rm mem}}$ at f $\geq$ {key}")
-    ax[4].plot(n_arr, study.tau_gen, "s", ms=6, color="C0", label=r"$\tau_{\rm gen}$ (quality minimum)")
-    ax[4].plot(n_arr, study.tau_gen_score, "D", ms=5, mfc="none", color="C0", label=r"score-error minimum")
+            ax[4].plot(n_arr, v, mk, ms=5, mfc="none", color="C3", alpha=0.7, label=f"tau_mem_onset at f >= {key}")
+    ax[4].plot(n_arr, study.tau_gen_quality_min, "s", ms=6, color="C0", label="tau_gen_quality_min")
+    ax[4].plot(n_arr, study.tau_gen_score_min, "D", ms=5, mfc="none", color="C0", label="tau_gen_score_min")
     ax[4].plot(n_arr, study.tau_gen_plateau, "P", ms=7, color="C9",
-               label=rf"quality-plateau entry ($\leq$1.5 min; spread {study.tau_gen_plateau_spread:.2f})")
+               label=rf"tau_gen_plateau ($\leq$1.5 x min quality; spread {study.tau_gen_plateau_spread:.2f})")
     fit = study.fit
     if fit.get("a") is not None:
         xx = np.geomspace(n_arr.min() / 1.5, n_arr.max() * 1.5, 50)
         ax[4].plot(xx, fit["a"] * xx, "-", color="C3", lw=1.2,
-                   label=rf"fit $\tau_{{\rm mem}} = {fit['a']:.3g}\,n$ ($R^2$ = {fit['r2']:.3f}; $\gamma$ = {fit['gamma']:.2f})")
+                   label=rf"fit tau_mem_onset $= {fit['a']:.3g}\,n$ ($R^2$ = {fit['r2']:.3f}; "
+                         rf"$\gamma$ = {fit['gamma']:.2f})")
     ax[4].set_xscale("log")
     ax[4].set_yscale("log")
     ax[4].set_xticks(n_arr)
@@ -492,8 +542,9 @@ def plot_timescale_study(study, *, axes=None):
     ax[4].set_xticklabels([str(int(v)) for v in n_arr])
     ax[4].set_xlabel("training-set size n (points)")
     ax[4].set_ylabel(r"time (optimizer updates)")
-    ax[4].set_title(rf"$\tau_{{\rm gen}}$ spread max/min = {study.tau_gen_spread:.2f}", fontsize=9)
+    ax[4].set_title(f"tau_gen_quality_min spread max/min = {study.tau_gen_quality_spread:.2f}", fontsize=9)
     for a in ax:
-        a.legend(fontsize=7, loc="upper left" if a is ax[4] else "best")
+        if a.get_legend_handles_labels()[0]:
+            a.legend(fontsize=7, loc="upper left" if a is ax[4] else "best")
     ax[0].figure.tight_layout()
     return axes

@@ -1,39 +1,39 @@
-"""memlab.validation: checks of the theory against trained models (PyTorch backend).
+"""memlab.validation: checks of the theory against trained models (PyTorch backend; docs/theory/validation.md).
 
 This layer is the only one allowed to import torch, and it does so lazily, so
 ``import memlab`` and ``import memlab.validation`` work without torch installed.
 Install with ``pip install -e ".[torch]"`` (CPU: ``pip install torch==2.13.0``).
 
-* :mod:`memlab.validation.gmm_torch`: the PyTorch GMM-denoiser trainer (``train_gmm``);
+Every trainer has the shape ``train_x(data, config, *, device=None, checkpoint=None, quiet=False, ...)``:
+
+* :mod:`memlab.validation.runtime`: the trainer runtime (atomic checkpoints and JSON, checkpoint loading,
+  device, dtype, thread settings, progress bar, executors with an in-process fallback);
+* :mod:`memlab.validation.gmm_torch`: the PyTorch GMM-denoiser trainer, ``train_gmm(train, GMMTrainConfig(M,
+  protocol))``, the named protocols ``PROTOCOLS`` ("paper", "cpu-quick") and ``estimate_sweep_seconds``;
 * :mod:`memlab.validation.gmm_sweep`: ``sweep_capacity`` / ``sweep_grid`` over executors, ``evaluate_gmm``;
 * :mod:`memlab.validation.search`: the M-search rules (no torch);
-* :mod:`memlab.validation.rf_torch`: the random-features score model trained in PyTorch (``train_rf``);
-* :mod:`memlab.validation.ddpm_torch`: the residual-MLP DDPM on the 2-mode mixture (``train_ddpm``);
-* :mod:`memlab.validation.timescales`: the n ladder, ``tau_gen`` / ``tau_mem`` read-offs (``timescale_study``).
+* :mod:`memlab.validation.rf_torch`: the random-features score model trained in PyTorch,
+  ``train_rf(RFModel, RFTrainConfig(tau))``;
+* :mod:`memlab.validation.ddpm_torch`: the residual-MLP DDPM on the 2-mode mixture, ``train_ddpm(n, DDPMConfig())``;
+* :mod:`memlab.validation.timescales`: the n ladder with the read-offs ``tau_gen_quality_min``,
+  ``tau_gen_score_min``, ``tau_gen_plateau``, ``tau_mem_onset`` (``timescale_study``).
 """
 
-__all__ = ["sweep_capacity", "sweep_grid", "evaluate_gmm", "train_gmm", "train_rf", "train_ddpm", "timescale_study"]
+_LAZY = {
+    "sweep_capacity": "gmm_sweep", "sweep_grid": "gmm_sweep", "evaluate_gmm": "gmm_sweep",
+    "train_gmm": "gmm_torch", "GMMTrainConfig": "gmm_torch", "GMMProtocol": "gmm_torch", "PROTOCOLS": "gmm_torch",
+    "estimate_sweep_seconds": "gmm_torch",
+    "train_rf": "rf_torch", "RFTrainConfig": "rf_torch",
+    "train_ddpm": "ddpm_torch", "DDPMConfig": "ddpm_torch",
+    "timescale_study": "timescales", "study_from_json": "timescales",
+}
+
+__all__ = list(_LAZY)
 
 
 def __getattr__(name):  # lazy: importing memlab.validation does not import torch
-    if name in ("sweep_capacity", "sweep_grid", "evaluate_gmm"):
-        from . import gmm_sweep
+    if name in _LAZY:
+        import importlib
 
-        return getattr(gmm_sweep, name)
-    if name == "train_gmm":
-        from .gmm_torch import train_gmm
-
-        return train_gmm
-    if name == "train_rf":
-        from .rf_torch import train_rf
-
-        return train_rf
-    if name == "train_ddpm":
-        from .ddpm_torch import train_ddpm
-
-        return train_ddpm
-    if name == "timescale_study":
-        from .timescales import timescale_study
-
-        return timescale_study
+        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
     raise AttributeError(f"module 'memlab.validation' has no attribute {name!r}")

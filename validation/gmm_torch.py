@@ -1,12 +1,15 @@
-"""PyTorch trainer of the isotropic GMM denoiser (arXiv:2508.17689v1, Eqs. 14-15; spec gmm_laboratory.md 7).
+"""PyTorch trainer of the isotropic GMM denoiser (arXiv:2508.17689v1, Eqs. 14-15; docs/theory/validation.md §2).
 
 The trainable model has M means and one standard deviation ``std`` (sigma^2 = std^2), weights fixed at
 1/M.  Training starts from the partial-memorization initialisation (M distinct random training points,
 sigma^2 = 1e-6) and minimises the full-batch epsilon-prediction loss with unit time weights (one grid
 time per point and ``n_noise`` noises per step) with Adam, linear warm-up then linear decay, and an
-optional bias-corrected EMA of the updates.  Runs checkpoint atomically and resume bit-identically on CPU.
+optional bias-corrected EMA of the updates.  The settings come as a named protocol (:data:`PROTOCOLS`:
+``"paper"``, the paper's App. H.1 protocol, and ``"cpu-quick"``, the reduced CPU protocol; what they cost
+is in docs/theory/validation.md §2).  Runs checkpoint atomically and resume bit-identically on CPU
+(:mod:`memlab.validation.runtime`).
 
-Numerics (spec section 2, binding): squared distances by a GEMM expansion whose nearest ``_TOPK``
+Numerics (docs/theory/capacity_crossover.md §2): squared distances by a GEMM expansion whose nearest ``_TOPK``
 entries per row are recomputed from difference vectors (the expansion cancels at small t), a stable
 softmax, and the epsilon output in residual form ``sigma/D sum_i p_i (x - alpha mu_i)`` (the same
 nearest entries from difference vectors), never ``(x - alpha xbar)/sigma``.
@@ -14,10 +17,9 @@ nearest entries from difference vectors), never ``(x - alpha xbar)/sigma``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
-import os
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,44 +27,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..theory import _checks
-from ..theory.grid import paper_grid
+from ..theory import checks, grid
+from . import runtime
+from .search import coarse_ms
 
-__all__ = ["TorchGMMDenoiser", "TrainConfig", "TrainResult", "train_gmm", "resolve_device", "lr_at"]
+__all__ = ["TorchGMMDenoiser", "GMMProtocol", "PROTOCOLS", "resolve_protocol", "GMMTrainConfig", "GMMTrainResult",
+           "train_gmm", "lr_at", "estimate_sweep_seconds"]
 
 _TOPK = 4
-_CHUNK_ROWS = 8192
-
-
-def resolve_device(device=None) -> torch.device:
-    """``None`` -> CUDA when available else CPU; ``"cuda"`` that is not available raises (no fallback)."""
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if isinstance(device, torch.device):
-        dev = device
-    else:
-        if not isinstance(device, str):
-            raise TypeError(f"device must be None, 'cpu', 'cuda' or 'cuda:N' (got {device!r})")
-        try:
-            dev = torch.device(device)
-        except RuntimeError:
-            raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:N' (got {device!r})") from None
-    if dev.type not in ("cpu", "cuda"):
-        raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:N' (got {device!r})")
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={device!r} was requested but CUDA is not available on this machine "
-                         f"(torch {torch.__version__}); pass device='cpu' or leave device unset")
-    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise ValueError(f"device={device!r}: only {torch.cuda.device_count()} CUDA device(s) present")
-    return dev
-
-
-def _dtype(dtype) -> torch.dtype:
-    m = {"float32": torch.float32, "float64": torch.float64, torch.float32: torch.float32,
-         torch.float64: torch.float64}
-    if dtype not in m:
-        raise ValueError(f"dtype must be 'float32' or 'float64' (got {dtype!r})")
-    return m[dtype]
 
 
 class TorchGMMDenoiser(torch.nn.Module):
@@ -105,53 +77,192 @@ class TorchGMMDenoiser(torch.nn.Module):
         return x0, eps
 
 
-@dataclass(frozen=True)
-class TrainConfig:
-    """Training settings (defaults from spec gmm_laboratory.md section 7)."""
+_SETTINGS = ("steps", "n_noise", "peak_lr", "final_lr", "warmup_frac", "ema", "beta2", "t_min")
 
-    M: int
+
+def _fmt(v) -> str:
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+@dataclass(frozen=True)
+class GMMProtocol:
+    """A named training protocol of the GMM denoiser (docs/theory/validation.md §2,
+    docs/theory/capacity_crossover.md §7).
+
+    Attributes
+    ----------
+    name : str
+        ``"paper"``, ``"cpu-quick"``, or ``"<base>+<setting>=<value>+..."`` for a modified protocol
+        (:meth:`replace` writes it).
+    steps : int
+        Full-batch Adam steps (the paper: 50,000).
+    n_noise : int
+        Noise draws per training point per step (the paper: 100).
+    peak_lr, final_lr : float
+        Learning rate after the linear warm-up and at the last step (linear decay in between).
+    warmup_frac : float
+        Fraction of the steps spent in the linear warm-up, in [0, 1).
+    ema : float or None
+        Bias-corrected EMA factor of Adam's updates (None: off).
+    beta2 : float
+        Adam's second-moment factor.
+    t_min : float or None
+        Train on the grid times ``t >= t_min`` only; ``None``: all 26 times of the paper grid.
+
+    Examples
+    --------
+    >>> PROTOCOLS["cpu-quick"].times().size
+    22
+    >>> PROTOCOLS["cpu-quick"].replace(steps=40).name
+    'cpu-quick+steps=40'
+    """
+
+    name: str
     steps: int = 50_000
     n_noise: int = 100
     peak_lr: float = 1e-3
     final_lr: float = 1e-6
     warmup_frac: float = 0.1
     ema: float | None = 0.99
-    seed: int = 0
-    dtype: str = "float32"
-    init_sigma2: float = 1e-6
     beta2: float = 0.999
-    times: tuple | None = None
+    t_min: float | None = None
 
     def __post_init__(self):
-        _checks.positive_int("M", self.M)
-        _checks.positive_int("steps", self.steps)
-        _checks.positive_int("n_noise", self.n_noise)
-        _checks.positive_int("seed", self.seed, minimum=0)
-        for name in ("peak_lr", "final_lr", "init_sigma2"):
-            _checks.positive_float(name, getattr(self, name))
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise ValueError(f"protocol name must be a non-empty string (got {self.name!r})")
+        put = object.__setattr__
+        put(self, "steps", checks.positive_int("steps", self.steps))
+        put(self, "n_noise", checks.positive_int("n_noise", self.n_noise))
+        for key in ("peak_lr", "final_lr"):
+            put(self, key, checks.positive_float(key, getattr(self, key)))
         if not (0.0 <= self.warmup_frac < 1.0):
             raise ValueError(f"warmup_frac must lie in [0, 1) (got {self.warmup_frac!r})")
         if not (0.0 < self.beta2 < 1.0):
             raise ValueError(f"beta2 must lie in (0, 1) (got {self.beta2!r})")
         if self.ema is not None and not (0.0 < self.ema < 1.0):
             raise ValueError(f"ema must be None or lie in (0, 1) (got {self.ema!r})")
-        _dtype(self.dtype)
+        if self.t_min is not None:
+            t_max = float(grid.paper_grid().max())
+            if not (0.0 < float(self.t_min) <= t_max):
+                raise ValueError(f"t_min must be None (all grid times) or lie in (0, {t_max:g}] so that at least "
+                                 f"one grid time is kept (got {self.t_min!r})")
+            put(self, "t_min", float(self.t_min))
+
+    def times(self) -> np.ndarray:
+        """The grid times trained on: the paper grid (decreasing), restricted to ``t >= t_min``."""
+        g = grid.paper_grid()
+        return g.copy() if self.t_min is None else g[g >= self.t_min]
+
+    def settings(self) -> dict:
+        """Every setting but the name (JSON-ready), with the grid times used."""
+        out = {k: getattr(self, k) for k in _SETTINGS}
+        out["times"] = [float(t) for t in self.times()]
+        return out
+
+    def to_dict(self) -> dict:
+        """Name and every setting (JSON-ready)."""
+        return {"name": self.name, **self.settings()}
+
+    def replace(self, **overrides) -> "GMMProtocol":
+        """This protocol with some settings changed.
+
+        Unless ``name`` is given, a changed protocol is named after its base protocol and the settings that
+        differ from it (``"cpu-quick+steps=40+n_noise=5"``), so a recorded name never hides a change.
+        """
+        allowed = ("name",) + _SETTINGS
+        unknown = sorted(set(overrides) - set(allowed))
+        if unknown:
+            raise TypeError(f"unknown protocol setting(s) {unknown}; allowed: {', '.join(allowed)}")
+        name = overrides.pop("name", None)
+        changed = {k: v for k, v in overrides.items() if getattr(self, k) != v}
+        if not changed and name is None:
+            return self
+        new = dataclasses.replace(self, **changed)
+        if name is None:
+            base = self.name.split("+", 1)[0]
+            ref = PROTOCOLS.get(base, self)
+            diffs = [f"{k}={_fmt(getattr(new, k))}" for k in _SETTINGS if getattr(new, k) != getattr(ref, k)]
+            name = "+".join([base, *diffs])
+        return dataclasses.replace(new, name=name)
 
 
-def lr_at(step: int, cfg: TrainConfig) -> float:
-    """Learning rate of (0-based) step s: linear warm-up to peak over W = warmup_frac*S steps, then linear
-    decay to final_lr at the last step (spec 7)."""
-    S = cfg.steps
-    W = int(round(cfg.warmup_frac * S))
-    if step < W:
-        return cfg.peak_lr * step / W
-    if S - W <= 1:
-        return cfg.peak_lr
-    return cfg.peak_lr + (cfg.final_lr - cfg.peak_lr) * (step - W) / (S - W - 1)
+#: The named protocols (docs/theory/validation.md §2): the paper's (App. H.1: 50,000 Adam steps x 100 noise
+#: draws, about 82 CPU-minutes per N = M = 200, d = 50 model on the 2-core development machine) and the
+#: reduced CPU protocol behind docs/figures/gmm_validation_N200_d50_K12_reduced.png.
+PROTOCOLS = {
+    "paper": GMMProtocol("paper"),
+    "cpu-quick": GMMProtocol("cpu-quick", steps=1500, n_noise=20, peak_lr=1e-2, t_min=0.15),
+}
+
+
+def resolve_protocol(protocol="paper", **overrides) -> GMMProtocol:
+    """A :class:`GMMProtocol` from a name in :data:`PROTOCOLS` or a protocol, with settings overridden
+    (:meth:`GMMProtocol.replace`)."""
+    if isinstance(protocol, str):
+        if protocol not in PROTOCOLS:
+            raise ValueError(f"protocol must be one of {', '.join(PROTOCOLS)} or a GMMProtocol (got {protocol!r})")
+        protocol = PROTOCOLS[protocol]
+    elif not isinstance(protocol, GMMProtocol):
+        raise TypeError(f"protocol must be a name ({', '.join(PROTOCOLS)}) or a GMMProtocol "
+                        f"(got {type(protocol).__name__})")
+    return protocol.replace(**overrides) if overrides else protocol
 
 
 @dataclass(frozen=True)
-class TrainResult:
+class GMMTrainConfig:
+    """What to train: ``M`` components under a protocol (a name in :data:`PROTOCOLS` or a :class:`GMMProtocol`).
+
+    Attributes
+    ----------
+    M : int
+        Number of components, ``1 <= M <= N``.
+    protocol : GMMProtocol
+        Resolved from a name in ``__post_init__``.
+    seed : int
+        Seeds the initial subset and every time/noise draw.
+    dtype : {"float32", "float64"}
+    init_sigma2 : float
+        sigma^2 of the partial-memorization initialisation (App. H.1: 1e-6).
+    """
+
+    M: int
+    protocol: GMMProtocol = "paper"
+    seed: int = 0
+    dtype: str = "float32"
+    init_sigma2: float = 1e-6
+
+    def __post_init__(self):
+        put = object.__setattr__
+        put(self, "M", checks.positive_int("M", self.M))
+        put(self, "protocol", resolve_protocol(self.protocol))
+        put(self, "seed", checks.positive_int("seed", self.seed, minimum=0))
+        put(self, "init_sigma2", checks.positive_float("init_sigma2", self.init_sigma2))
+        runtime.torch_dtype(self.dtype)
+
+    def fingerprint(self) -> dict:
+        """The settings a checkpoint must match (the protocol by its settings, not its name)."""
+        return {"M": self.M, "seed": self.seed, "dtype": self.dtype, "init_sigma2": self.init_sigma2,
+                "protocol": self.protocol.settings()}
+
+
+def lr_at(step: int, protocol) -> float:
+    """Learning rate of (0-based) step s: linear warm-up to ``peak_lr`` over ``W = warmup_frac S`` steps, then
+    linear decay to ``final_lr`` at the last step (docs/theory/validation.md §2).
+
+    ``protocol`` is a :class:`GMMProtocol` (or a :class:`GMMTrainConfig`, whose protocol is used).
+    """
+    p = protocol.protocol if isinstance(protocol, GMMTrainConfig) else protocol
+    S = p.steps
+    W = int(round(p.warmup_frac * S))
+    if step < W:
+        return p.peak_lr * step / W
+    if S - W <= 1:
+        return p.peak_lr
+    return p.peak_lr + (p.final_lr - p.peak_lr) * (step - W) / (S - W - 1)
+
+
+@dataclass(frozen=True)
+class GMMTrainResult:
     """A trained GMM denoiser.
 
     Attributes
@@ -164,9 +275,10 @@ class TrainResult:
     losses : ndarray
         Training loss (epsilon units, unit time weights) per logged step.
     logged_steps : ndarray
-    config : TrainConfig
+    config : GMMTrainConfig
     device : str
     wall_s : float
+        Seconds of the training loop (set-up excluded).
     resumed_from : int
         Step the run resumed from (0: fresh).
     """
@@ -176,45 +288,11 @@ class TrainResult:
     init_index: np.ndarray
     losses: np.ndarray
     logged_steps: np.ndarray
-    config: TrainConfig
+    config: GMMTrainConfig
     device: str
     wall_s: float
     resumed_from: int = 0
     diagnostics: dict = field(default_factory=dict)
-
-
-def _atomic_save(obj, path: Path):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
-def load_checkpoint(path: Path, fingerprint: dict, what: str) -> dict:
-    """Load a checkpoint written by :func:`_atomic_save` and check that it belongs to the run described by
-    ``fingerprint``; unreadable, foreign or mismatched files raise ``ValueError`` naming the path."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-        ok = isinstance(state, dict) and "fingerprint" in state
-    except Exception as exc:  # noqa: BLE001 - any unreadable file
-        raise ValueError(f"checkpoint {str(path)!r} is unreadable ({type(exc).__name__}: {exc}); delete it "
-                         f"to start afresh") from None
-    if not ok:
-        raise ValueError(f"checkpoint {str(path)!r} is not a memlab {what} checkpoint")
-    if state["fingerprint"] != fingerprint:
-        raise ValueError(f"checkpoint {str(path)!r} belongs to a different run (data or configuration differ: "
-                         f"{state['fingerprint']} vs {fingerprint}); use another path")
-    return state
-
-
-def _progress(total, initial, quiet, desc="train gmm"):
-    if quiet or not sys.stderr.isatty():
-        return None
-    try:
-        from tqdm import tqdm
-    except ImportError:  # pragma: no cover - tqdm ships with the torch extra
-        return None
-    return tqdm(total=total, initial=initial, desc=desc, leave=False)
 
 
 def _step_loss(model, x0, ts_alpha, ts_sigma, t_idx, eps):
@@ -227,26 +305,20 @@ def _step_loss(model, x0, ts_alpha, ts_sigma, t_idx, eps):
     return ((eh - eps.reshape(N * R, d)) ** 2).sum(1).mean()
 
 
-def train_gmm(train, M: int, *, steps: int = 50_000, n_noise: int = 100, peak_lr: float = 1e-3,
-              final_lr: float = 1e-6, warmup_frac: float = 0.1, ema: float | None = 0.99, seed: int = 0,
-              device=None, dtype: str = "float32", beta2: float = 0.999, times=None, checkpoint=None, checkpoint_every: int = 1000,
-              metrics=None, log_every: int = 50, quiet: bool = False, _stop_after: int | None = None) -> TrainResult:
-    """Train the GMM denoiser from the partial-memorization initialisation (spec gmm_laboratory.md 7).
+def train_gmm(train, config: GMMTrainConfig, *, device=None, checkpoint=None, checkpoint_every: int = 1000,
+              metrics=None, log_every: int = 50, quiet: bool = False) -> GMMTrainResult:
+    """Train the GMM denoiser of Eqs. 14-15 from the partial-memorization initialisation (arXiv:2508.17689v1
+    App. H.1; docs/theory/validation.md §2).
 
     Parameters
     ----------
     train : array, shape (N, d)
         Training set.
-    M : int
-        Number of components, ``1 <= M <= N`` (the initialisation needs M distinct training points).
-    steps, n_noise, peak_lr, final_lr, warmup_frac, ema
-        Spec defaults: 50,000 full-batch Adam steps, 100 noises per point per step, peak 1e-3 after a
-        10% linear warm-up, linear decay to 1e-6, bias-corrected EMA 0.99 of the updates (None: off).
-    seed : int
-        Seeds the initial subset and every time/noise draw (CPU runs are deterministic).
-    device : None, "cpu", "cuda" or "cuda:N"
+    config : GMMTrainConfig
+        ``M`` (``1 <= M <= N``: the initialisation needs M distinct training points), the protocol
+        (steps, noise draws, learning-rate schedule, update EMA, grid times), seed, dtype.
+    device : None, "auto", "cpu", "cuda" or "cuda:N"
         Default CUDA when available, else CPU.  Asking for CUDA without CUDA raises.
-    dtype : "float32" (default) or "float64"
     checkpoint : path, optional
         Checkpoint file, written atomically every ``checkpoint_every`` steps and at the end.  If it
         exists, the run resumes from it (it must belong to the same data and configuration).
@@ -258,44 +330,51 @@ def train_gmm(train, M: int, *, steps: int = 50_000, n_noise: int = 100, peak_lr
 
     Returns
     -------
-    TrainResult
+    GMMTrainResult
+
+    Notes
+    -----
+    Each step draws one grid time per point (``alpha_t`` and ``sigma_t`` of arXiv:2508.17689v1 Eq. 2, from
+    :mod:`memlab.theory.grid`) and ``n_noise`` noises, and takes one Adam step on the mean epsilon loss;
+    about ``3 N n_noise M d`` multiply-adds per step.
 
     References
     ----------
-    arXiv:2508.17689v1, Eqs. 14-15, App. H.1; spec gmm_laboratory.md section 7.
+    arXiv:2508.17689v1, Eqs. 2, 14-15 and App. H.1.
     """
-    X = _checks.finite_array("train", train, ndim=2)
+    X = checks.finite_array("train", train, ndim=2)
     N, d = X.shape
-    M = _checks.positive_int("M", M)
+    if not isinstance(config, GMMTrainConfig):
+        raise TypeError(f"config must be a GMMTrainConfig (got {type(config).__name__}); e.g. "
+                        f"GMMTrainConfig(M=20, protocol='cpu-quick')")
+    cfg, proto = config, config.protocol
+    M = cfg.M
     if M > N:
         raise ValueError(f"M must satisfy 1 <= M <= N = {N}: the partial-memorization initialisation needs M "
                          f"distinct training points (got M = {M})")
-    cfg = TrainConfig(M=M, steps=steps, n_noise=n_noise, peak_lr=peak_lr, final_lr=final_lr,
-                      warmup_frac=warmup_frac, ema=ema, seed=seed, dtype=dtype, beta2=beta2,
-                      times=None if times is None else tuple(float(v) for v in
-                                                             _checks.unit_interval_times("times", times)))
-    checkpoint_every = _checks.positive_int("checkpoint_every", checkpoint_every)
-    log_every = _checks.positive_int("log_every", log_every)
-    dev = resolve_device(device)
-    tdt = _dtype(dtype)
-    rng = np.random.default_rng(seed)
+    checkpoint_every = checks.positive_int("checkpoint_every", checkpoint_every)
+    log_every = checks.positive_int("log_every", log_every)
+    dev = runtime.resolve_device(device)
+    tdt = runtime.torch_dtype(cfg.dtype)
+    rng = np.random.default_rng(cfg.seed)
     init_index = np.sort(rng.choice(N, size=M, replace=False))
     gen = torch.Generator(device="cpu")
     gen.manual_seed(int(rng.integers(0, 2 ** 62)))
     x0 = torch.as_tensor(X, dtype=tdt, device=dev)
     model = TorchGMMDenoiser(torch.as_tensor(X[init_index], dtype=tdt, device=dev),
                              torch.tensor(math.sqrt(cfg.init_sigma2), dtype=tdt, device=dev))
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.peak_lr, betas=(0.9, cfg.beta2), eps=1e-8)
+    opt = torch.optim.Adam(model.parameters(), lr=proto.peak_lr, betas=(0.9, proto.beta2), eps=1e-8)
     ema_state = [torch.zeros_like(p) for p in model.parameters()]
-    ts = torch.as_tensor(paper_grid() if cfg.times is None else np.array(cfg.times), dtype=tdt, device=dev)
-    ts_alpha, ts_sigma = torch.sqrt(1.0 - ts * ts), ts
+    times = proto.times()
+    ts_alpha = torch.as_tensor(grid.alpha(times), dtype=tdt, device=dev)
+    ts_sigma = torch.as_tensor(grid.sigma(times), dtype=tdt, device=dev)
     fingerprint = {"N": N, "d": d, "data_sum": float(np.sum(X)), "data_sq": float(np.sum(X * X)),
-                   "config": cfg.__dict__}
+                   "config": cfg.fingerprint()}
     losses, logged = [], []
     start = 0
     ck = Path(checkpoint) if checkpoint is not None else None
     if ck is not None and ck.exists():
-        state = load_checkpoint(ck, fingerprint, "GMM training")
+        state = runtime.load_checkpoint(ck, fingerprint, "GMM training")
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
         ema_state = [e.to(dev) for e in state["ema"]]
@@ -312,49 +391,48 @@ def train_gmm(train, M: int, *, steps: int = 50_000, n_noise: int = 100, peak_lr
         mp.write_text("".join(ln + "\n" for ln in keep))
     resumed_from = start
     flush = torch.set_flush_denormal(True) if dev.type == "cpu" else False  # subnormals: slow, no effect on results
-    bar = _progress(cfg.steps, start, quiet)
+    bar = runtime.progress(proto.steps, start, quiet, "train gmm")
     t0 = time.perf_counter()
     params = list(model.parameters())
     mfile = open(metrics, "a") if metrics is not None else None
     try:
-        for s in range(start, cfg.steps):
-            lr = lr_at(s, cfg)
+        for s in range(start, proto.steps):
+            lr = lr_at(s, proto)
             for g in opt.param_groups:
                 g["lr"] = lr
-            t_idx = torch.randint(0, ts.numel(), (N,), generator=gen).to(dev)
-            eps = torch.randn((N, cfg.n_noise, d), generator=gen, dtype=tdt).to(dev)
+            t_idx = torch.randint(0, times.size, (N,), generator=gen).to(dev)
+            eps = torch.randn((N, proto.n_noise, d), generator=gen, dtype=tdt).to(dev)
             opt.zero_grad(set_to_none=True)
             loss = _step_loss(model, x0, ts_alpha, ts_sigma, t_idx, eps)
             loss.backward()
-            if cfg.ema is None:
+            if proto.ema is None:
                 opt.step()
             else:
                 old = [p.detach().clone() for p in params]
                 opt.step()
                 with torch.no_grad():
-                    bc = 1.0 - cfg.ema ** (s + 1)
+                    bc = 1.0 - proto.ema ** (s + 1)
                     for p, o, e in zip(params, old, ema_state):
-                        e.mul_(cfg.ema).add_(p - o, alpha=1.0 - cfg.ema)
+                        e.mul_(proto.ema).add_(p - o, alpha=1.0 - proto.ema)
                         p.copy_(o + e / bc)
             lv = float(loss.detach())
             if not math.isfinite(lv):
                 raise FloatingPointError(f"training loss became {lv} at step {s} (M = {M}, lr = {lr:g}, "
                                          f"sigma2 = {float(model.sigma2):.3g}); lower peak_lr or use float64")
-            if s % log_every == 0 or s == cfg.steps - 1:
+            if s % log_every == 0 or s == proto.steps - 1:
                 losses.append(lv)
                 logged.append(s)
                 if mfile is not None:
-                    mfile.write(json.dumps({"step": s, "loss": lv, "lr": lr, "sigma2": float(model.sigma2.detach())}) + "\n")
+                    row = {"step": s, "loss": lv, "lr": lr, "sigma2": float(model.sigma2.detach())}
+                    mfile.write(json.dumps(row) + "\n")
                     mfile.flush()
             if bar is not None:
                 bar.update(1)
             done = s + 1
-            if ck is not None and (done % checkpoint_every == 0 or done == cfg.steps):
-                _atomic_save({"fingerprint": fingerprint, "model": model.state_dict(), "opt": opt.state_dict(),
-                              "ema": [e.cpu() for e in ema_state], "gen": gen.get_state(),
-                              "init_index": init_index, "losses": losses, "logged": logged, "step": done}, ck)
-            if _stop_after is not None and done >= _stop_after:  # test hook: simulate a killed run
-                raise KeyboardInterrupt(f"stopped after step {done}")
+            if ck is not None and (done % checkpoint_every == 0 or done == proto.steps):
+                runtime.atomic_save({"fingerprint": fingerprint, "model": model.state_dict(), "opt": opt.state_dict(),
+                                     "ema": [e.cpu() for e in ema_state], "gen": gen.get_state(),
+                                     "init_index": init_index, "losses": losses, "logged": logged, "step": done}, ck)
     finally:
         if flush:
             torch.set_flush_denormal(False)
@@ -362,7 +440,69 @@ def train_gmm(train, M: int, *, steps: int = 50_000, n_noise: int = 100, peak_lr
             bar.close()
         if mfile is not None:
             mfile.close()
-    return TrainResult(means=model.means.detach().cpu().numpy().astype(np.float64),
-                       sigma2=float(model.sigma2.detach().cpu()), init_index=np.asarray(init_index),
-                       losses=np.array(losses), logged_steps=np.array(logged), config=cfg, device=str(dev),
-                       wall_s=time.perf_counter() - t0, resumed_from=resumed_from)
+    return GMMTrainResult(means=model.means.detach().cpu().numpy().astype(np.float64),
+                          sigma2=float(model.sigma2.detach().cpu()), init_index=np.asarray(init_index),
+                          losses=np.array(losses), logged_steps=np.array(logged), config=cfg, device=str(dev),
+                          wall_s=time.perf_counter() - t0, resumed_from=resumed_from)
+
+
+def estimate_sweep_seconds(N: int, d: int, protocol="paper", *, device=None, n_models: int | None = None,
+                           workers: int = 1, dtype: str = "float32", measure_steps: int = 5,
+                           threads: int | None = None) -> dict:
+    """Estimated training time of a capacity sweep, from a few real training steps on ``device``.
+
+    Times ``measure_steps`` steps (after two warm-up steps) of :func:`train_gmm` at the largest ``M`` of the
+    coarse pass (``M = N``, the most expensive model) on random data of shape ``(N, d)`` under the protocol's
+    ``n_noise``; the cost of a step grows like ``N n_noise M d`` (docs/theory/validation.md §2).
+
+    Parameters
+    ----------
+    N, d : int
+        Configuration (the number of clusters does not change the cost).
+    protocol : str or GMMProtocol
+        The protocol to price (``steps`` and ``n_noise`` matter).
+    device : None, "auto", "cpu", "cuda", "cuda:N"
+    n_models : int, optional
+        Models to train; default the coarse pass plus about 10 refined models
+        (``len(coarse_ms(N)) + 10``, docs/theory/capacity_crossover.md §7).
+    workers : int
+        Models trained at the same time (the process pool's size on CPU; 1 on one GPU).
+    dtype : {"float32", "float64"}
+    measure_steps : int
+        Steps timed.
+    threads : int, optional
+        Torch threads during the measurement (a worker's share of the cores, when workers share a CPU).
+
+    Returns
+    -------
+    dict
+        ``steps_per_s`` (measured at ``M``), ``seconds_per_model`` (``steps / steps_per_s``), ``models``,
+        ``workers``, ``total_seconds`` (``models seconds_per_model / workers``), ``M``, ``device``,
+        ``protocol`` (name), ``steps``, ``measure_steps``, ``note``.  Training only: the evaluation of each
+        model (a few seconds) and worker start-up are not included.
+
+    Examples
+    --------
+    >>> est = estimate_sweep_seconds(20, 4, "cpu-quick", device="cpu", measure_steps=2)
+    >>> est["models"], round(est["seconds_per_model"] * est["steps_per_s"])
+    (20, 1500)
+    """
+    N = checks.positive_int("N", N)
+    d = checks.positive_int("d", d)
+    proto = resolve_protocol(protocol)
+    workers = checks.positive_int("workers", workers)
+    measure_steps = checks.positive_int("measure_steps", measure_steps)
+    coarse = coarse_ms(N)
+    models = len(coarse) + 10 if n_models is None else checks.positive_int("n_models", n_models)
+    dev = runtime.resolve_device(device)
+    M = max(coarse)
+    X = np.random.default_rng(0).standard_normal((N, d))
+    with runtime.threads(threads):
+        train_gmm(X, GMMTrainConfig(M, proto.replace(steps=2), dtype=dtype), device=dev, quiet=True)
+        run = train_gmm(X, GMMTrainConfig(M, proto.replace(steps=measure_steps), dtype=dtype), device=dev, quiet=True)
+    sps = measure_steps / max(run.wall_s, 1e-9)
+    per_model = proto.steps / sps
+    return {"steps_per_s": sps, "seconds_per_model": per_model, "models": models, "workers": workers,
+            "total_seconds": per_model * models / workers, "M": M, "device": str(dev), "protocol": proto.name,
+            "steps": proto.steps, "measure_steps": measure_steps,
+            "note": "training steps only; evaluation and worker start-up not included"}

@@ -1,8 +1,8 @@
-"""The M search of the capacity sweep (arXiv:2508.17689v1 App. H.1; spec gmm_laboratory.md section 7).
+"""The M search of the capacity sweep (arXiv:2508.17689v1 App. H.1; docs/theory/capacity_crossover.md §7).
 
 Pure functions of measured memorization ratios (no torch), so the rules can be tested on synthetic
 curves.  Thresholds: ratio >= 0.1 the transition has started, >= 0.5 memorizing on average (M_pt),
->= 0.9 the transition has ended (spec section 5).
+>= 0.9 the transition has ended (docs/theory/capacity_crossover.md §6-§7).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..theory import _checks
+from ..theory import checks
 
 __all__ = ["coarse_ms", "TransitionBounds", "transition_bounds", "refine_ms", "m_pt"]
 
@@ -19,11 +19,28 @@ START, MIDDLE, END = 0.1, 0.5, 0.9
 
 
 def coarse_ms(N: int) -> list[int]:
-    """``M_j = j floor(N/10)``, j = 1..10, plus N when ``10 floor(N/10) < N`` (package decision).
+    """The coarse pass of the M search: ``M_j = j floor(N/10)``, j = 1..10, plus N when ``10 floor(N/10) < N``
+    (package choice); for N < 10 (floor(N/10) = 0) the coarse set is 1..N.
 
-    For N < 10 (floor(N/10) = 0) the coarse set is 1..N.
+    Parameters
+    ----------
+    N : int
+        Training-set size, >= 1.
+
+    Returns
+    -------
+    list of int
+
+    References
+    ----------
+    arXiv:2508.17689v1 App. H.1; docs/theory/capacity_crossover.md §7 step 1.
+
+    Examples
+    --------
+    >>> coarse_ms(155)[-3:]
+    [135, 150, 155]
     """
-    N = _checks.positive_int("N", N)
+    N = checks.positive_int("N", N)
     step = N // 10
     if step == 0:
         return list(range(1, N + 1))
@@ -35,7 +52,8 @@ def coarse_ms(N: int) -> list[int]:
 
 @dataclass(frozen=True)
 class TransitionBounds:
-    """Start and end of the transition on the coarse pass, with the spec's flags."""
+    """Start and end of the transition on the coarse pass, with flags for the edge cases
+    (docs/theory/capacity_crossover.md §7)."""
 
     start: int | None
     end: int | None
@@ -47,9 +65,27 @@ class TransitionBounds:
 
 
 def transition_bounds(ms, ratios) -> TransitionBounds:
-    """Start = the coarse M before the first ratio >= 0.1 (M_1 if it is the first, flagged); end = the
+    """Start and end of the memorization transition on the coarse pass.
+
+    Start = the coarse M before the first ratio >= 0.1 (M_1 if it is the first, flagged); end = the
     first coarse M with ratio >= 0.9 (else the largest, flagged "incomplete"); no ratio >= 0.1 ->
-    "no transition for M <= N"."""
+    "no transition for M <= N".
+
+    Parameters
+    ----------
+    ms : sequence of int
+        Coarse M values, increasing.
+    ratios : sequence of float
+        Memorization ratio measured at each M.
+
+    Returns
+    -------
+    TransitionBounds
+
+    References
+    ----------
+    arXiv:2508.17689v1 App. H.1; docs/theory/capacity_crossover.md §7 step 2.
+    """
     ms = [int(m) for m in ms]
     r = np.asarray(ratios, dtype=float)
     if len(ms) != r.size or not ms:
@@ -74,9 +110,28 @@ def transition_bounds(ms, ratios) -> TransitionBounds:
 
 
 def refine_ms(start: int, end: int) -> list[int]:
-    """``{start + k Delta <= end}`` with ``Delta = max(floor((end - start)/10), 1)``."""
-    start = _checks.positive_int("start", start)
-    end = _checks.positive_int("end", end)
+    """The refinement of the M search: ``{start + k Delta <= end}`` with ``Delta = max(floor((end - start)/10), 1)``.
+
+    Parameters
+    ----------
+    start, end : int
+        Transition bounds (``1 <= start <= end``).
+
+    Returns
+    -------
+    list of int
+
+    References
+    ----------
+    arXiv:2508.17689v1 App. H.1; docs/theory/capacity_crossover.md §7 step 3.
+
+    Examples
+    --------
+    >>> refine_ms(140, 180)
+    [140, 144, 148, 152, 156, 160, 164, 168, 172, 176, 180]
+    """
+    start = checks.positive_int("start", start)
+    end = checks.positive_int("end", end)
     if end < start:
         raise ValueError(f"end must be >= start (got start={start}, end={end})")
     delta = max((end - start) // 10, 1)
@@ -84,7 +139,22 @@ def refine_ms(start: int, end: int) -> list[int]:
 
 
 def m_pt(ms, ratios):
-    """First M (in increasing order) with ratio >= 0.5; None when there is none.  Not assumed monotone."""
+    """The transition point ``M_pt``: the first M (in increasing order) with ratio >= 0.5; None when there is
+    none.  The ratio is not assumed monotone.
+
+    Parameters
+    ----------
+    ms : sequence of int
+    ratios : sequence of float
+
+    Returns
+    -------
+    int or None
+
+    References
+    ----------
+    arXiv:2508.17689v1 App. H.1; docs/theory/capacity_crossover.md §7 step 4.
+    """
     pairs = sorted(zip((int(m) for m in ms), (float(x) for x in ratios)))
     for m, x in pairs:
         if x >= MIDDLE:

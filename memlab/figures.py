@@ -1,0 +1,500 @@
+"""Figure builders: compute through the public API, draw with :mod:`memlab.plot`, save PNG and PDF.
+
+Each function returns a frozen dataclass holding the figure, the results it drew and the written paths,
+so a notebook gets the same figure and numbers as ``memlab plot ...``, ``memlab spectrum``, ``memlab
+validate ...`` and ``memlab demo`` (which call these functions).  ``out=None`` draws without saving;
+otherwise ``out/<stem>.png`` (150 dpi) and ``out/<stem>.pdf`` are written.  Figures are made with
+``matplotlib.pyplot``; call ``.close()`` on the result when done (the CLI does).
+
+Arguments are validated by the library functions they are passed to (``ValueError``/``TypeError`` naming
+the parameter); the PyTorch-backed builders (:func:`capacity_sweep_figure`, :func:`sweep_grid_figure`,
+:func:`rf_training_figure`, :func:`timescale_study_figure`) import :mod:`memlab.validation` only when called.
+
+Examples
+--------
+>>> from memlab import RFModel
+>>> from memlab.figures import rf_phase_figure
+>>> fig = rf_phase_figure(RFModel(8, 2, 0.1, d=8), [100.0], psi_p_grid=[4, 8], psi_n_grid=[1, 2])
+>>> fig.phase.gen.shape, fig.paths
+((1, 2, 2), ())
+>>> fig.close()
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import plot
+from .numerics.gmm import generalizing_denoiser, memorizing_denoiser, pmem_denoiser, sample_gmm
+from .numerics.losses import ExcessLosses, gmm_excess_losses
+from .numerics.memorization import memorization_fraction
+from .numerics.rf_curves import read_off_timescales
+from .numerics.rf_learning import rf_learning_curves, rf_phase_diagram
+from .numerics.rf_matrices import gep_eigenvalues, gep_matrices
+from .numerics.rf_spectrum import SpectrumResult, count_per_bulk, rf_spectrum
+from .numerics.sampler import ddim_sample, sample_optimal
+from .numerics.timescales import predict_timescales
+from .theory import checks
+from .theory.activations import Activation
+from .theory.grid import paper_grid
+from .theory.rf_model import RFModel
+
+__all__ = ["FigureResult", "GMMLossesFigure", "SpectrumFigure", "RFCurvesFigure", "PhaseFigure", "MemorizationFigure",
+           "CapacitySweepFigure", "SweepGridFigure", "RFTrainingFigure", "TimescaleStudyFigure",
+           "gmm_losses_figure", "rf_spectrum_figure", "rf_curves_figure", "rf_phase_figure", "memorization_figure",
+           "gmm_memorization_figure", "capacity_sweep_figure", "sweep_grid_figure", "rf_training_figure",
+           "timescale_study_figure", "DEFAULT_RF_TAU", "to_jsonable", "to_json"]
+
+#: Training times of the closed-form curves of :func:`rf_curves_figure`: 400 log-spaced in [0.1, 1e7], then inf.
+DEFAULT_RF_TAU = np.concatenate([np.geomspace(1e-1, 1e7, 400), [np.inf]])
+
+
+@dataclass(frozen=True)
+class FigureResult:
+    """Base of every figure result: the matplotlib ``figure`` and the written ``paths`` (empty if not saved)."""
+
+    figure: object
+    paths: tuple
+
+    def close(self):
+        """Release the figure from pyplot (it can still be saved with ``figure.savefig``)."""
+        plot.plt.close(self.figure)
+
+
+def _finish(fig, out, stem) -> tuple:
+    return tuple(plot.save_figure(fig, out, stem)) if out is not None else ()
+
+
+# ---------------------------------------------------------------------------------------------- GMM losses
+@dataclass(frozen=True)
+class GMMLossesFigure(FigureResult):
+    """:func:`gmm_losses_figure`: ``losses`` (:class:`~memlab.numerics.losses.ExcessLosses`) and its wall time."""
+
+    losses: ExcessLosses
+    wall_s: float
+
+    def summary(self, Ms=None) -> str:
+        """Text block: the generalizing excess and the pmem excess at ``Ms`` (default: the M nearest 0.2 N,
+        0.5 N and 0.8 N) against Thms 3.1 and 3.2 (C = 1..2)."""
+        r = self.losses
+        if Ms is None:
+            Ms = sorted({int(r.M[np.argmin(np.abs(r.M - f * r.N))]) for f in (0.2, 0.5, 0.8)})
+        lines = [f"Monte Carlo excess losses, N={r.N}, d={r.d}, K={r.K}, t={r.t:.5f}, {r.n_noise} draws "
+                 f"({self.wall_s:.1f} s):",
+                 f"  generalizing: {r.generalizing:.3f} +- {r.generalizing_se:.3f}  "
+                 f"(Thm 3.1: {r.theory_generalizing:.3f})"]
+        lo, hi = r.theory_pmem(1.0), r.theory_pmem(2.0)
+        for j, (m, v, s) in enumerate(zip(r.M, r.pmem, r.pmem_se)):
+            if m in Ms:
+                lines.append(f"  pmem M={m:3d}:  {v:.3f} +- {s:.3f}  (Thm 3.2, C=1..2: {lo[j]:.1f} .. {hi[j]:.1f})")
+        return "\n".join(lines)
+
+
+def gmm_losses_figure(N: int = 200, d: int = 50, K: int = 12, t: float = float(paper_grid()[16]), *, n_m: int = 20,
+                      n_noise: int = 100, sigma2: float = 1.0, seed: int = 0, C_values=(1.0, 2.0),
+                      out=None) -> GMMLossesFigure:
+    """Monte Carlo excess losses of the GMM laboratory against ``M/N`` with the Thm 3.1/3.2 lines
+    (arXiv:2508.17689v1 Fig. 1 analogue; docs/theory/capacity_crossover.md §3-§4).
+
+    ``M`` runs over ``k max(N // n_m, 1) <= N`` and ``N``; the losses are
+    :func:`memlab.gmm_excess_losses` ``(N, d, K, t, Ms, sigma2=sigma2, n_noise=n_noise, seed=seed)``.
+    The default ``t`` is the grid time ``t_16 = 0.36028``.  Saved as ``gmm_losses``.
+    """
+    step = max(checks.positive_int("N", N) // checks.positive_int("n_m", n_m), 1)
+    Ms = sorted(set(range(step, N + 1, step)) | {N})
+    t0 = time.perf_counter()
+    res = gmm_excess_losses(N, d, K, t, Ms, sigma2=sigma2, n_noise=n_noise, seed=seed)
+    wall = time.perf_counter() - t0
+    fig, ax = plot.plt.subplots(figsize=(6.4, 4.6))
+    plot.plot_gmm_losses(res, C_values=C_values, ax=ax)
+    return GMMLossesFigure(figure=fig, paths=_finish(fig, out, "gmm_losses"), losses=res, wall_s=wall)
+
+
+# ---------------------------------------------------------------------------------------------- RF spectrum
+@dataclass(frozen=True)
+class SpectrumFigure(FigureResult):
+    """:func:`rf_spectrum_figure`: the Theorem 3.1 ``spectrum``, the finite-size ``eigenvalues`` of ``U_GEP``
+    and their counts in the delta peak (``delta_count``) and per bulk (``bulk_counts``)."""
+
+    spectrum: SpectrumResult
+    eigenvalues: np.ndarray
+    delta_count: int
+    bulk_counts: tuple
+
+    def summary(self) -> str:
+        """Delta peak and bulks (edges, masses, ``p`` times mass) against the finite-size counts."""
+        s, m = self.spectrum, self.spectrum.model
+        p = self.eigenvalues.size
+        lines = [f"spectrum of U (Thm 3.1), psi_p={m.psi_p:g}, psi_n={m.psi_n:g}, t={m.t:g}: delta peak at "
+                 f"s_t^2={s.delta_location:.4g}, weight {s.delta_weight:.5f} "
+                 f"(theory {s.diagnostics['theory_masses']['delta']:.5f})",
+                 f"  delta peak: p*weight = {p * s.delta_weight:.1f}; finite-size count {self.delta_count}"]
+        for (a, b, mass), cnt in zip(s.bulks, self.bulk_counts):
+            lines.append(f"  bulk [{a:.5g}, {b:.5g}]  mass {mass:.5f}  (p*mass = {p * mass:.1f}; "
+                         f"finite-size count {cnt})")
+        return "\n".join(lines)
+
+
+def rf_spectrum_figure(model: RFModel, *, out=None) -> SpectrumFigure:
+    """Theorem 3.1 density of ``U`` over the eigenvalue histogram of one seeded Gaussian-equivalent ``U`` at
+    ``model.d`` (arXiv:2505.17638 Fig. 4 analogue; docs/theory/random_features.md §4).
+
+    Computes :func:`memlab.rf_spectrum` ``(model)`` and :func:`~memlab.numerics.rf_matrices.gep_eigenvalues` of
+    :func:`memlab.gep_matrices` ``(model, dense=False)``.  Saved as ``rf_spectrum_psip{psi_p}_psin{psi_n}_t{t}``.
+    """
+    if not isinstance(model, RFModel):
+        raise TypeError(f"model must be an RFModel (got {type(model).__name__})")
+    model.sizes()                                   # a d too small for the ratios fails before the solver
+    spec = rf_spectrum(model)
+    eigs = gep_eigenvalues(gep_matrices(model, dense=False))
+    n_delta, counts = count_per_bulk(spec, eigs)
+    fig, ax = plot.plt.subplots(figsize=(7.0, 4.4))
+    plot.plot_rf_spectrum(spec, eigs, d=model.d, ax=ax)
+    stem = f"rf_spectrum_psip{model.psi_p:g}_psin{model.psi_n:g}_t{model.t:g}"
+    return SpectrumFigure(figure=fig, paths=_finish(fig, out, stem), spectrum=spec, eigenvalues=eigs,
+                          delta_count=n_delta, bulk_counts=tuple(counts))
+
+
+# ---------------------------------------------------------------------------------------------- RF curves
+@dataclass(frozen=True)
+class RFCurvesFigure(FigureResult):
+    """:func:`rf_curves_figure`: closed-form ``curves`` (one per ``psi_n``), their ``read_offs``
+    (:class:`~memlab.numerics.rf_curves.CurveReadOff`), the formula ``predictions``
+    (:class:`~memlab.numerics.timescales.TimescalesResult`, ``numeric=False``), the ``gd`` simulations and
+    the closed form at the GD dimension (``gd_theory``)."""
+
+    curves: tuple
+    read_offs: tuple
+    predictions: tuple
+    gd: tuple
+    gd_theory: tuple
+
+    def table(self) -> str:
+        """One row per ``psi_n``: read-offs and formulas (estimator names of docs/theory/random_features.md §5)."""
+        w = 17
+        lines = [f"{'psi_n':>6} {'tau_gen_score_min':>{w}} {'tau_gen_formula':>{w}} {'tau_mem_half_rise':>{w}} "
+                 f"{'tau_mem_formula':>{w}} {'L_gen(inf)':>10} {'min E_score':>11}"]
+        for c, r, pr in zip(self.curves, self.read_offs, self.predictions):
+            rm = f"{r.tau_mem_half_rise:{w}.4g}" if r.tau_mem_half_rise is not None else f"{'-':>{w}}"
+            lines.append(f"{c.model.psi_n:6g} {r.tau_gen_score_min:{w}.4g} {pr.tau_gen_formula:{w}.4g} {rm} "
+                         f"{pr.tau_mem_formula:{w}.4g} {r.gen_final:10.4f} {r.score_min:11.4f}")
+        lines.append("read-offs (docs/theory/random_features.md §6): tau_gen_score_min = argmin of the score error, "
+                     "tau_mem_half_rise = first tau with L_gen >= 1/2 L_gen(inf); formulas: arXiv:2505.17638 MT §3 "
+                     "(units tau = k eta/d^2)")
+        for g in self.gd:
+            m, dg = g.model, g.diagnostics
+            lines.append(f"GD (real {m.activation.name} features, d={m.d}, psi_n={m.psi_n:g}, m=inf, "
+                         f"delta_tau={dg['delta_tau']:.3g}): {dg['gd']['n_steps']} steps in {dg['gd']['wall_s']:.1f} s")
+        return "\n".join(lines)
+
+
+def rf_curves_figure(model: RFModel, psi_ns=None, *, tau=None, gd_d: int = 10, gd_psi_ns=None,
+                     gd_tau_max: float = 3e4, out=None) -> RFCurvesFigure:
+    """Random-features learning curves against ``tau`` and ``tau / tau_mem_formula`` (arXiv:2505.17638 Fig. 5
+    analogue; docs/theory/random_features.md §2, §5-§6).
+
+    Parameters
+    ----------
+    model : RFModel
+        ``psi_p``, ``t``, ``d`` (of the closed-form curves), activation, ``sigma_x``, ``center``, ``seed``.
+    psi_ns : sequence of float, optional
+        The ``psi_n`` of the curves (``model.replace(psi_n=...)``); default ``[model.psi_n]``.
+    tau : array_like, optional
+        Times of the closed-form (``method="gep"``) curves; default :data:`DEFAULT_RF_TAU`.
+    gd_d : int, default 10
+        Dimension of the GD simulations on the real features (``method="gd"``, 22 log-spaced times in
+        ``[1, gd_tau_max]``) and of their ``method="features"`` closed form; 0: no simulation.
+    gd_psi_ns : sequence of float, optional
+        The ``psi_n`` simulated by GD; default the first two of ``psi_ns``.
+    gd_tau_max : float, default 3e4
+        Last GD time (> 1; units ``k eta / d^2``).
+
+    Saved as ``rf_curves_psip{psi_p}_t{t}``.
+    """
+    if not isinstance(model, RFModel):
+        raise TypeError(f"model must be an RFModel (got {type(model).__name__})")
+    models = [model.replace(psi_n=x) for x in (psi_ns if psi_ns is not None else [model.psi_n])]
+    gd_d = checks.positive_int("gd_d", gd_d, minimum=0)
+    gd_models = []
+    if gd_d:
+        if checks.positive_float("gd_tau_max", gd_tau_max) <= 1.0:
+            raise ValueError(f"gd_tau_max must be > 1 (GD is logged from tau = 1; got {gd_tau_max:g})")
+        gd_models = [model.replace(psi_n=x, d=gd_d) for x in (gd_psi_ns if gd_psi_ns is not None
+                                                              else [m.psi_n for m in models[:2]])]
+    for m in models + gd_models:                    # a d too small for the ratios fails before any work
+        m.sizes()
+    tau = DEFAULT_RF_TAU if tau is None else tau
+    curves = [rf_learning_curves(m, tau, method="gep") for m in models]
+    gd = [rf_learning_curves(m, np.geomspace(1.0, gd_tau_max, 22), method="gd") for m in gd_models]
+    gd_theory = [rf_learning_curves(m, np.geomspace(1e-1, gd_tau_max, 200), method="features") for m in gd_models]
+    reads = [read_off_timescales(c) for c in curves]
+    preds = [predict_timescales(m, numeric=False) for m in models]
+    fig, axes = plot.plt.subplots(2, 2, figsize=(12.0, 8.6))
+    plot.plot_rf_curves(curves, gd, gd_theory=gd_theory, read_offs=reads, axes=axes)
+    fig.tight_layout()
+    return RFCurvesFigure(figure=fig, paths=_finish(fig, out, f"rf_curves_psip{model.psi_p:g}_t{model.t:g}"),
+                          curves=tuple(curves), read_offs=tuple(reads), predictions=tuple(preds), gd=tuple(gd),
+                          gd_theory=tuple(gd_theory))
+
+
+# ---------------------------------------------------------------------------------------------- RF phase
+@dataclass(frozen=True)
+class PhaseFigure(FigureResult):
+    """:func:`rf_phase_figure`: the :class:`~memlab.numerics.rf_learning.PhaseDiagram` drawn."""
+
+    phase: object
+
+    def summary(self) -> str:
+        """Grid size, dimension, wall time and the largest ``L_gen``."""
+        pdg = self.phase
+        return (f"phase diagram of L_gen: {pdg.psi_p.size} x {pdg.psi_n.size} GEP closed forms at d = {pdg.model.d} in "
+                f"{pdg.diagnostics['wall_s']:.1f} s; max L_gen {pdg.gen.max():.4f}")
+
+
+def rf_phase_figure(model: RFModel, tau, *, psi_p_grid, psi_n_grid, out=None) -> PhaseFigure:
+    """Heat maps of ``L_gen`` over ``(psi_n, psi_p)`` at the training times ``tau`` (arXiv:2505.17638 Fig. 5C
+    analogue): :func:`memlab.rf_phase_diagram` ``(model, tau, psi_p_grid=..., psi_n_grid=...)``, one panel per
+    ``tau``.  Saved as ``rf_phase_t{t}``."""
+    pdg = rf_phase_diagram(model, tau, psi_p_grid=psi_p_grid, psi_n_grid=psi_n_grid)
+    fig, axes = plot.plt.subplots(1, len(pdg.tau), figsize=(5.4 * len(pdg.tau), 4.4), squeeze=False)
+    plot.plot_rf_phase(pdg, axes=axes.ravel())
+    fig.tight_layout()
+    return PhaseFigure(figure=fig, paths=_finish(fig, out, f"rf_phase_t{model.t:g}"), phase=pdg)
+
+
+# ---------------------------------------------------------------------------------------------- memorization
+@dataclass(frozen=True)
+class MemorizationFigure(FigureResult):
+    """:func:`memorization_figure`: ``results``, a dict label ->
+    :class:`~memlab.numerics.memorization.MemorizationResult`."""
+
+    results: dict
+
+    def table(self) -> str:
+        """One line per sample set: fraction, bootstrap interval, median ``d1/d2``."""
+        lines = []
+        for lab, r in self.results.items():
+            ci = "" if r.ci_low is None else f"  [{r.ci_low:.3f}, {r.ci_high:.3f}]"
+            lines.append(f"  {lab:>14}: {r.fraction:.3f}{ci}  median d1/d2 = {np.nanmedian(r.ratio):.2e}")
+        return "\n".join(lines)
+
+    def summary(self) -> str:
+        """Per set: fraction with its bootstrap interval, memorized count, threshold and sizes."""
+        lines = []
+        for lab, r in self.results.items():
+            ci = "" if r.ci_low is None else f", {100 * r.level:g}% bootstrap CI [{r.ci_low:.4f}, {r.ci_high:.4f}]"
+            lines.append(f"{lab}: memorization fraction {r.fraction:.4f}{ci}: {r.n_memorized} of {r.n_samples} "
+                         f"samples have d1 < {r.k:.4g} d2 against N = {r.n_train} training points")
+        return "\n".join(lines)
+
+
+def memorization_figure(samples, train, *, k: float = 1.0 / 3.0, n_boot: int = 1000, seed: int = 0,
+                        dedupe: bool = False, memory_limit: int | None = None, out=None,
+                        stem: str = "memorization") -> MemorizationFigure:
+    """Memorization fractions (1/3 rule with a bootstrap interval) and the ``d1/d2`` histograms of one or
+    several sample sets against one training set (docs/theory/memorization_metrics.md §1-§3).
+
+    ``samples`` is an ``(S, D)`` array or a mapping label -> array (e.g. from :func:`memlab.load_points`);
+    each goes through :func:`memlab.memorization_fraction` ``(x, train, k=k, n_boot=n_boot, seed=seed,
+    dedupe=dedupe, memory_limit=memory_limit)`` (``memory_limit=None``: its default).  Saved as ``stem``.
+    """
+    sets = dict(samples) if isinstance(samples, dict) else {"samples": samples}
+    kw = {} if memory_limit is None else {"memory_limit": memory_limit}
+    res = {lab: memorization_fraction(x, train, k=k, n_boot=n_boot, seed=seed, dedupe=dedupe, **kw)
+           for lab, x in sets.items()}
+    fig, axes = plot.plt.subplots(1, 2, figsize=(11, 4.0), gridspec_kw={"width_ratios": [1.6, 1]})
+    plot.plot_memorization(res, axes=axes)
+    return MemorizationFigure(figure=fig, paths=_finish(fig, out, stem), results=res)
+
+
+def gmm_memorization_figure(N: int = 200, d: int = 50, K: int = 12, *, M: int = 100, n_samples: int = 200,
+                            seed: int = 0, sample_seed: int = 1, out=None) -> MemorizationFigure:
+    """Memorization fractions of DDIM samples from the laboratory's closed-form denoisers
+    (docs/theory/capacity_crossover.md §2, §6; docs/theory/memorization_metrics.md §5).
+
+    Five sets of ``n_samples`` against the training set of ``sample_gmm(N, d, K, seed=seed)``: DDIM samples
+    (seed ``sample_seed``) of the memorizing, the partially memorizing (``M`` points) and the generalizing
+    denoiser, of the optimal empirical denoiser under the EDM schedule, and fresh draws of the mixture.
+    Saved as ``memorization_gmm``.
+    """
+    data = sample_gmm(N, d, K, seed=seed)
+    sets = {f"mem (N={N})": ddim_sample(memorizing_denoiser(data.train), n_samples, seed=sample_seed).samples,
+            f"pmem (M={M})": ddim_sample(pmem_denoiser(data.train, M), n_samples, seed=sample_seed).samples,
+            "generalizing": ddim_sample(generalizing_denoiser(data), n_samples, seed=sample_seed).samples,
+            "optimal, EDM": sample_optimal(data.train, n_samples, schedule="edm", seed=sample_seed).samples,
+            "fresh draws": sample_gmm(N, d, K, n_heldout=n_samples, seed=seed).heldout}
+    return memorization_figure(sets, data.train, out=out, stem="memorization_gmm")
+
+
+# ---------------------------------------------------------------------------------------------- validation (torch)
+@dataclass(frozen=True)
+class CapacitySweepFigure(FigureResult):
+    """:func:`capacity_sweep_figure`: the :class:`~memlab.validation.gmm_sweep.CapacitySweep` drawn."""
+
+    sweep: object
+
+    def summary(self) -> str:
+        """Measured transition against the prediction, with the protocol and the prediction note."""
+        return _sweep_summary([self.sweep])
+
+
+def _sweep_summary(sweeps) -> str:
+    lines = []
+    for s in sweeps:
+        rp = "-" if s.ratio_pt is None else f"{s.ratio_pt:.3f}"
+        lines.append(f"N={s.N} d={s.d} K={s.K}: measured M_pt = {s.m_pt} (M_pt/N = {rp}), band {s.start}..{s.end}; "
+                     f"predicted M*/N = {s.mstar.ratio:.3f}" + (f"; flags: {'; '.join(s.flags)}" if s.flags else ""))
+    lines.append(sweeps[0].prediction_note)
+    return "\n".join(lines)
+
+
+def capacity_sweep_figure(N: int, d: int, K: int, *, protocol="paper", out=None,
+                          **sweep_options) -> CapacitySweepFigure:
+    """Train GMM denoisers over ``M`` and draw the memorization transition against the predicted ``M*/N``
+    (arXiv:2508.17689v1 Fig. 2 analogue; docs/theory/capacity_crossover.md §7, docs/theory/validation.md §2).
+
+    Runs :func:`memlab.validation.gmm_sweep.sweep_capacity` ``(N, d, K, protocol=protocol, out=out,
+    **sweep_options)`` (needs PyTorch; it logs the estimated time before training, resumes from ``out``).
+    Saved as ``gmm_validation_N{N}_d{d}_K{K}`` next to the sweep's ``sweep.json`` and ``sweep.csv``.
+    """
+    from .validation.gmm_sweep import sweep_capacity
+
+    sw = sweep_capacity(N, d, K, protocol=protocol, out=out, **sweep_options)
+    fig, axes = plot.plt.subplots(1, 3, figsize=(15, 4.4))
+    plot.plot_capacity_sweep(sw, axes=axes)
+    return CapacitySweepFigure(figure=fig, paths=_finish(fig, out, f"gmm_validation_N{sw.N}_d{sw.d}_K{sw.K}"), sweep=sw)
+
+
+@dataclass(frozen=True)
+class SweepGridFigure(FigureResult):
+    """:func:`sweep_grid_figure`: the list of :class:`~memlab.validation.gmm_sweep.CapacitySweep` drawn."""
+
+    sweeps: tuple
+
+    def summary(self) -> str:
+        """One line per configuration: measured ``M_pt/N`` against the predicted ``M*/N``."""
+        return _sweep_summary(self.sweeps)
+
+
+def sweep_grid_figure(Ns, ds, Ks, *, protocol="paper", out=None, **sweep_options) -> SweepGridFigure:
+    """Measured ``M_pt/N`` per ``(N, d, K)`` configuration against the predicted ``M*/N``
+    (docs/theory/capacity_crossover.md §5, §7): :func:`memlab.validation.gmm_sweep.sweep_grid`
+    ``(Ns, ds, Ks, protocol=protocol, out=out, **sweep_options)``.  Saved as ``gmm_sweep_grid``."""
+    from .validation.gmm_sweep import sweep_grid
+
+    sweeps = sweep_grid(Ns, ds, Ks, protocol=protocol, out=out, **sweep_options)
+    fig, ax = plot.plt.subplots(figsize=(max(6, 0.3 * len(sweeps) + 3), 4.5))
+    plot.plot_sweep_grid(sweeps, ax=ax)
+    return SweepGridFigure(figure=fig, paths=_finish(fig, out, "gmm_sweep_grid"), sweeps=tuple(sweeps))
+
+
+@dataclass(frozen=True)
+class RFTrainingFigure(FigureResult):
+    """:func:`rf_training_figure`: the :class:`~memlab.validation.rf_torch.RFTrainResult` drawn."""
+
+    result: object
+
+    def summary(self) -> str:
+        """Largest relative differences between the trained model and the closed form."""
+        r, m = self.result, self.result.model
+        ag, dg = r.agreement, r.diagnostics
+        return (f"PyTorch {r.config.optimizer} vs closed form (d={m.d}, p={m.p}, n={m.n}, t={m.t:g}, "
+                f"{int(r.steps[-1])} steps, {dg['steps_per_s']:.0f} steps/s on {dg['device']}): max rel. diff train "
+                f"{100 * ag['max_rel_train']:.2f}%, test {100 * ag['max_rel_test']:.2f}% (exact loss of trained B); "
+                f"Monte Carlo {100 * ag['max_rel_train_mc']:.2f}%, {100 * ag['max_rel_test_mc']:.2f}%")
+
+
+def rf_training_figure(model: RFModel, config, *, device=None, checkpoint=None, quiet: bool = False,
+                       out=None) -> RFTrainingFigure:
+    """A random-features model trained in PyTorch against the closed form on the same ``W`` and data
+    (docs/theory/validation.md §3): :func:`memlab.validation.rf_torch.train_rf` ``(model, config, device=...,
+    checkpoint=..., quiet=...)``.  Saved as ``rf_training_d{d}_p{p}_n{n}`` with the run as ``rf_training.json``."""
+    from .validation.rf_torch import train_rf
+    from .validation.runtime import write_json_atomic
+
+    res = train_rf(model, config, device=device, checkpoint=checkpoint, quiet=quiet)
+    fig, axes = plot.plt.subplots(1, 2, figsize=(13, 4.6))
+    plot.plot_rf_training(res, axes=axes)
+    m = res.model
+    paths = _finish(fig, out, f"rf_training_d{m.d}_p{m.p}_n{m.n}")
+    if out is not None:
+        write_json_atomic(Path(out) / "rf_training.json", res.to_dict())
+        paths += (Path(out) / "rf_training.json",)
+    return RFTrainingFigure(figure=fig, paths=paths, result=res)
+
+
+@dataclass(frozen=True)
+class TimescaleStudyFigure(FigureResult):
+    """:func:`timescale_study_figure`: the :class:`~memlab.validation.timescales.TimescaleStudy` drawn."""
+
+    study: object
+
+    def table(self) -> str:
+        """One row per ``n``: the read-offs of docs/theory/validation.md §4, then the fit of ``tau_mem_onset``."""
+        st = self.study
+        names = ("tau_gen_quality_min", "tau_gen_score_min", "tau_gen_plateau", "tau_mem_onset")
+        lines = [f"{'n':>6} " + " ".join(f"{x:>19}" for x in names) + f" {'tau_mem_onset/n':>15}"]
+        for i, n in enumerate(st.ns):
+            vals = [float(getattr(st, x)[i]) for x in names]
+            cells = [f"{v:19.4g}" if np.isfinite(v) else f"{'-':>19}" for v in vals]
+            cells.append(f"{vals[3] / n:15.4g}" if np.isfinite(vals[3]) else f"{'-':>15}")
+            lines.append(f"{int(n):6d} " + " ".join(cells))
+        f = st.fit
+        if f.get("a") is not None:
+            lines.append(f"fit tau_mem_onset = a n: a = {f['a']:.4g} updates per point, R^2 = {f['r2']:.4f}; "
+                         f"tau_mem_onset ~ n^{f['gamma']:.3f} (R^2 log = {f['r2_log']:.4f}); tau_gen_quality_min "
+                         f"spread max/min = {st.tau_gen_quality_spread:.3f} (tau_gen_plateau: "
+                         f"{st.tau_gen_plateau_spread:.3f})")
+        else:
+            lines.append(f"tau_mem_onset (f >= {st.fthr:g}) reached for fewer than two n: no fit; train longer "
+                         "(more steps)")
+        return "\n".join(lines)
+
+
+def timescale_study_figure(ns, config=None, *, out=None, **study_options) -> TimescaleStudyFigure:
+    """The DDPM ``n`` ladder: memorization onset and generalization time against ``n`` (arXiv:2505.17638 Fig. 2
+    analogue; docs/theory/validation.md §4): :func:`memlab.validation.timescales.timescale_study` ``(ns, config,
+    out=out, **study_options)``.  Saved as ``timescales_study`` next to the study's ``study.json``."""
+    from .validation.timescales import timescale_study
+
+    st = timescale_study(ns, config, out=out, **study_options)
+    fig, axes = plot.plt.subplots(2, 3, figsize=(16, 9))
+    plot.plot_timescale_study(st, axes=axes)
+    paths = _finish(fig, out, "timescales_study")
+    if out is not None:
+        paths += (Path(out) / "study.json",)
+    return TimescaleStudyFigure(figure=fig, paths=paths, study=st)
+
+
+def to_jsonable(obj):
+    """Plain JSON-ready structure of a result (dataclasses, arrays, numpy scalars; activations and callables by
+    name)."""
+    if isinstance(obj, Activation):
+        return obj.name
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)
+                if not f.name.startswith("_") and f.name != "figure"}
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, Path):
+        return str(obj)
+    if callable(obj):
+        return getattr(obj, "__name__", repr(obj))
+    return obj
+
+
+def to_json(obj, **kw) -> str:
+    """``json.dumps(to_jsonable(obj), indent=2)``."""
+    return json.dumps(to_jsonable(obj), indent=kw.pop("indent", 2), **kw)
