@@ -30,6 +30,7 @@ import numpy as np
 from scipy.optimize import root
 
 from memlab.numerics.rf_spectrum import solve_stieltjes
+from memlab.theory.rf_formulas import kernel_aE
 from memlab.theory.rf_model import RFModel
 from memlab.theory.rf_symbolic import derive_rf
 
@@ -38,7 +39,7 @@ BASE_STEPS_PER_DECADE = 8   # 2 and 4 per decade lose whole bulks (measured); 8 
 
 
 def baseline_point(lam, c, res_fn):
-    aE, b2, v2, s2 = c.a_t ** 2 * np.exp(-2 * c.t), c.b_t ** 2, c.v_t2, c.s_t2
+    aE, b2, v2, s2 = kernel_aE(c.a_t, c.t), c.b_t ** 2, c.v_t2, c.s_t2
     th, om = np.array([c.sigma_x ** 2]), np.array([1.0])
 
     def f(x, z):
