@@ -19,7 +19,8 @@ from .demo import run_demo, timescales_table
 from .theory.crossover import WEIGHTINGS, predict_mstar
 from .theory.rf_model import RFModel
 
-class DEFAULTS(argparse.ArgumentDefaultsHelpFormatter):
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     def _get_help_string(self, action):  # defaults shown unless None/False or the help already says it
         hide = action.default is None or action.default is False or "default" in (action.help or "")
         return action.help if hide else super()._get_help_string(action)
@@ -181,7 +182,7 @@ def _cmd_validate_timescales(a) -> int:
 
 
 def _sub(subs, name, func, help, **kw):
-    sp = subs.add_parser(name, help=help, formatter_class=DEFAULTS, **kw)
+    sp = subs.add_parser(name, help=help, formatter_class=_HelpFormatter, **kw)
     sp.set_defaults(func=func)
     return sp
 
