@@ -74,6 +74,9 @@ def per_draw_losses(points, t, denoisers, *, n_noise: int = 100, seed: int = 0,
             raise TypeError(f"denoisers must be GMMDenoiser instances (got {type(den).__name__})")
         if den.d != d:
             raise ValueError(f"denoiser dimension {den.d} does not match points dimension d = {d}")
+        if den.schedule != "gmm":
+            raise ValueError(f"denoisers must use the laboratory's 'gmm' schedule (the losses of Eqs. 6-7 noise with "
+                             f"alpha_t = sqrt(1 - t^2), sigma_t = t); got {den.name!r} with schedule {den.schedule!r}")
     if prefixes is None:
         prefixes = [[den.M] for den in dens]
     segs = []

@@ -268,3 +268,15 @@ def test_docstring_examples_run():
     for mod in (gmm, losses, sampler, grid):
         res = doctest.testmod(mod, optionflags=doctest.NORMALIZE_WHITESPACE)
         assert res.attempted >= 1 and res.failed == 0, mod.__name__
+
+
+def test_losses_reject_a_denoiser_of_another_schedule():
+    """The laboratory's losses noise with the 'gmm' schedule; an EDM optimal denoiser would be evaluated at the
+    wrong alpha_t, so it is refused by name instead of giving a silently wrong loss."""
+    from memlab.numerics.gmm import optimal_denoiser
+
+    data = sample_gmm(20, 4, 2, seed=0)
+    with pytest.raises(ValueError, match="schedule 'edm'"):
+        training_loss(optimal_denoiser(data.train, "edm"), data.train, 0.3)
+    assert training_loss(optimal_denoiser(data.train), data.train, 0.3).value == \
+        training_loss(memorizing_denoiser(data.train), data.train, 0.3).value
