@@ -32,7 +32,11 @@ import time
 
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from background import background_load, load_note, median_time  # noqa: E402
+
 from memlab.numerics.rf_curves import closed_form_curves, eigen_model
+from memlab.numerics.rf_learning import rf_learning_curves
 from memlab.numerics.rf_gd import gd_exact_steps, gd_fresh_steps, stability_bound
 from memlab.numerics.rf_matrices import gep_matrices, true_feature_matrices
 from memlab.theory.rf_model import RFModel
@@ -44,7 +48,8 @@ TAUS = np.geomspace(1e-2, 1e6, 400)
 def compile_time_fresh_cache() -> float:
     code = ("import time, numpy as np\n"
             "t0 = time.perf_counter()\n"
-            "from memlab.numerics.rf_gd import gd_exact_steps, gd_fresh_steps\n"
+            "from memlab.numerics.rf_learning import rf_learning_curves
+from memlab.numerics.rf_gd import gd_exact_steps, gd_fresh_steps\n"
             "B = np.zeros((3, 5)); U = np.eye(5); V = np.ones((3, 5))\n"
             "gd_exact_steps(B, U, V, 0.1, 0.1, 2)\n"
             "W = np.ones((5, 3)); X = np.ones((3, 4)); xi = np.ones((2, 3, 4))\n"
@@ -67,7 +72,7 @@ def main():
     args = ap.parse_args()
     model = RFModel(PSI_P, PSI_N, T, d=D)
     n, p, _ = model.sizes()
-    print(f"workload: d={D}, p={p}, n={n}, t={T:g}, tanh; 400 tau points in [1e-2, 1e6]; {os.cpu_count()} CPU cores")
+    print(f"workload: d={D}, p={p}, n={n}, t={T:g}, tanh; 400 tau points in [1e-2, 1e6]; {load_note()}")
     print(f"numba compile time of the GD kernels (fresh cache, incl. imports): {compile_time_fresh_cache():.2f} s")
 
     # ---- closed form on the Gaussian-equivalent model (the package's method="gep") ----
@@ -85,6 +90,14 @@ def main():
     t_closed = t_mats + t_eig + t_curves
     print(f"closed form (gep): matrices {t_mats:.3f} s + Gram eigendecomposition ({em.lam.size} modes) "
           f"{t_eig:.3f} s + 400 times {t_curves * 1e3:.1f} ms = {t_closed:.2f} s")
+
+    # the public function, as users call it, quiet and under the fixed background load
+    rf_learning_curves(model, TAUS, method="gep")                       # warm (caches, kernels)
+    quiet = median_time(lambda: rf_learning_curves(model, TAUS, method="gep"), repeats=3)
+    with background_load() as info:
+        loaded = median_time(lambda: rf_learning_curves(model, TAUS, method="gep"), repeats=3)
+    print(f"public rf_learning_curves(model, 400 taus, method='gep'): {quiet:.3f} s quiet (median of 3); "
+          f"{loaded:.3f} s under load ({info}) = {loaded / quiet:.2f}x (goal <= 2.5x)")
 
     if args.features:
         t0 = time.perf_counter()

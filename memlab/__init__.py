@@ -5,24 +5,48 @@ Public facade.  The layers live in :mod:`memlab.theory` (sympy derivations, clos
 optional, imported lazily).  ``import memlab`` never imports torch.
 """
 
-from .io import load_points
-from .numerics import (ExcessLosses, GMMData, GMMDenoiser, LossResult, SampleResult, ddim_sample,
-                       generalizing_denoiser, gmm_denoiser, gmm_excess_losses, memorizing_denoiser,
-                       optimal_denoiser, pmem_denoiser, sample_gmm, sample_optimal, training_loss)
-from .numerics.memorization import (EMMResult, MemorizationResult, NearestTwo, estimate_emm,
-                                    memorization_fraction, nearest_two)
-from .numerics.rf_curves import CurveReadOff, LearningCurves, read_off_timescales
-from .numerics.rf_gd import GDResult, simulate_gd
-from .numerics.rf_learning import PhaseDiagram, rf_learning_curves, rf_phase_diagram
-from .numerics.rf_matrices import GEPMatrices, TrueFeatureMatrices, gep_matrices, true_feature_matrices
-from .numerics.rf_spectrum import SpectrumResult, rf_spectrum
-from .numerics.timescales import TimescalesResult, predict_timescales
-from .theory import paper_grid
-from .theory.checks import MemlabValidityWarning
-from .theory.crossover import WEIGHTINGS, MStarResult, derive_crossover, predict_mstar
-from .theory.gep import GEPConstants, gep_constants
-from .theory.rf_model import RFModel
-from .theory.rf_symbolic import derive_rf
+import importlib
+
+# Every public name and the module it lives in.  They are imported on first use (PEP 562), so that
+# ``import memlab`` and a one-off CLI answer pay only for what they call (sympy, scipy and numba load
+# when a name that needs them is first touched).
+_LAZY = {
+    "load_points": ".io",
+    **dict.fromkeys(["ExcessLosses", "LossResult", "gmm_excess_losses", "training_loss"], ".numerics.losses"),
+    **dict.fromkeys(["GMMData", "GMMDenoiser", "generalizing_denoiser", "gmm_denoiser", "memorizing_denoiser",
+                     "optimal_denoiser", "pmem_denoiser", "sample_gmm"], ".numerics.gmm"),
+    **dict.fromkeys(["SampleResult", "ddim_sample", "sample_optimal"], ".numerics.sampler"),
+    **dict.fromkeys(["EMMResult", "MemorizationResult", "NearestTwo", "estimate_emm", "memorization_fraction",
+                     "nearest_two"], ".numerics.memorization"),
+    **dict.fromkeys(["CurveReadOff", "LearningCurves", "read_off_timescales"], ".numerics.rf_curves"),
+    **dict.fromkeys(["GDResult", "simulate_gd"], ".numerics.rf_gd"),
+    **dict.fromkeys(["PhaseDiagram", "rf_learning_curves", "rf_phase_diagram"], ".numerics.rf_learning"),
+    **dict.fromkeys(["GEPMatrices", "TrueFeatureMatrices", "gep_matrices", "true_feature_matrices"],
+                    ".numerics.rf_matrices"),
+    **dict.fromkeys(["SpectrumResult", "rf_spectrum"], ".numerics.rf_spectrum"),
+    **dict.fromkeys(["TimescalesResult", "predict_timescales"], ".numerics.timescales"),
+    **dict.fromkeys(["ThreadBudget", "thread_budget"], ".numerics.threads"),
+    "paper_grid": ".theory.grid",
+    "MemlabValidityWarning": ".theory.checks",
+    **dict.fromkeys(["WEIGHTINGS", "MStarResult", "derive_crossover", "predict_mstar"], ".theory.crossover"),
+    **dict.fromkeys(["GEPConstants", "gep_constants"], ".theory.gep"),
+    "RFModel": ".theory.rf_model",
+    "derive_rf": ".theory.rf_symbolic",
+}
+
+
+def __getattr__(name):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'memlab' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __version__ = "0.1.0"
 
@@ -34,7 +58,8 @@ __all__ = ["predict_mstar", "MStarResult", "derive_crossover", "WEIGHTINGS", "gm
            "true_feature_matrices", "TrueFeatureMatrices", "derive_rf", "rf_learning_curves", "LearningCurves",
            "rf_phase_diagram", "PhaseDiagram", "read_off_timescales", "CurveReadOff", "simulate_gd", "GDResult",
            "MemlabValidityWarning", "cite", "memorization_fraction", "MemorizationResult", "nearest_two",
-           "NearestTwo", "estimate_emm", "EMMResult", "load_points", "__version__"]
+           "NearestTwo", "estimate_emm", "EMMResult", "load_points", "thread_budget", "ThreadBudget",
+           "__version__"]
 
 _CITATIONS = """\
 @article{buchanan2025edge,

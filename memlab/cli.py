@@ -14,10 +14,22 @@ from pathlib import Path
 
 import numpy as np
 
-from . import cite, figures
-from .demo import run_demo, timescales_table
+from . import cite
+from .io import to_jsonable
 from .theory.crossover import WEIGHTINGS, predict_mstar
-from .theory.rf_model import RFModel
+
+
+class _Figures:
+    """:mod:`memlab.figures` imported on first use: a one-off answer (``mstar``, ``timescales``) does not
+    pay for matplotlib."""
+
+    def __getattr__(self, name):
+        from . import figures as module
+
+        return getattr(module, name)
+
+
+figures = _Figures()
 
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -46,12 +58,21 @@ def _emit(a, fig, text, payload, more_files=()):
     """Print ``payload`` plus the written files as JSON (``--json``), else ``text`` and one line per file."""
     fig.close()
     files = [str(p) for p in fig.paths + tuple(more_files)]
-    print(json.dumps({**figures.to_jsonable(payload), "files": files}, indent=2) if a.json
+    print(json.dumps({**to_jsonable(payload), "files": files}, indent=2) if a.json
           else "\n".join([text] + [f"wrote {p}" for p in files]))
     return 0
 
 
+def _demo(out) -> int:
+    from .demo import run_demo
+
+    run_demo(out)
+    return 0
+
+
 def _rf_model(a, psi_p, psi_n):
+    from .theory.rf_model import RFModel
+
     return RFModel(psi_p=psi_p, psi_n=psi_n, t=a.t, d=a.d, activation=a.activation, sigma_x=a.sigma_x,
                    center=a.center, seed=a.seed)
 
@@ -59,7 +80,7 @@ def _rf_model(a, psi_p, psi_n):
 def _cmd_mstar(a) -> int:
     res, _ = _call(predict_mstar, a.N, C=a.C, weighting=a.weighting, sigma2=a.sigma2, d=a.d, K=a.K)
     if a.json:
-        print(json.dumps(figures.to_jsonable(res), indent=2))
+        print(json.dumps(to_jsonable(res), indent=2))
     elif res.crossover:
         print(f"M* = {res.m_star:.4f}  (M*/N = {res.ratio:.6f}, r = {res.r:.6f})  "
               f"for N={res.N}, C={res.C:g}, weighting={res.weighting}, sigma2={res.sigma2:g}")
@@ -70,10 +91,13 @@ def _cmd_mstar(a) -> int:
 
 def _cmd_timescales(a) -> int:
     from .numerics.timescales import predict_timescales
+    from .theory.rf_model import RFModel
 
     model = RFModel.from_sizes(a.n, a.p, a.d, a.t, activation=a.activation, sigma_x=a.sigma_x, center=a.center)
     res, _ = _call(predict_timescales, model, numeric=not a.no_numeric)
-    print(json.dumps(figures.to_jsonable(res), indent=2) if a.json else timescales_table([res]))
+    from .demo import timescales_table
+
+    print(json.dumps(to_jsonable(res), indent=2) if a.json else timescales_table([res]))
     return 0
 
 
@@ -115,7 +139,7 @@ def _cmd_memorization(a) -> int:
     if a.out is not None:
         more.append(Path(a.out) / "memorization_per_sample.npz")
         np.savez(more[0], memorized=r.memorized, d1=r.d1, d2=r.d2, nn_index=r.nn_index)
-    payload = {k: v for k, v in figures.to_jsonable(r).items() if k not in ("memorized", "d1", "d2", "nn_index")}
+    payload = {k: v for k, v in to_jsonable(r).items() if k not in ("memorized", "d1", "d2", "nn_index")}
     return _emit(a, f, f.summary(), {**payload, "n_memorized": r.n_memorized, "samples": a.samples, "train": a.train,
                                      "warnings": msgs}, more)
 
@@ -280,7 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
     mm.add_argument("--dedupe", action="store_true", help="drop exact duplicate training rows first")
     mm.add_argument("--quantize", action="store_true", help="round and clip samples to uint8 0..255 (images)")
     _out(mm, None, "directory for the ratio figure and per-sample results")
-    dm = _sub(sub, "demo", lambda a: run_demo(a.out) and 0, "M* tables, GMM-laboratory figures, random-features "
+    dm = _sub(sub, "demo", lambda a: _demo(a.out), "M* tables, GMM-laboratory figures, random-features "
               "timescales, spectrum, learning curves and phase diagram (about a minute on 2 cores)")
     dm.add_argument("--out", default="memlab_out", help="output directory for figures")
     vsub = sub.add_parser("validate", help="validation against trained models (PyTorch)").add_subparsers(

@@ -17,7 +17,6 @@ import builtins
 import time
 import warnings
 
-from . import figures
 from .numerics.timescales import predict_timescales
 from .theory.crossover import WEIGHTINGS, predict_mstar
 from .theory.rf_model import RFModel
@@ -61,6 +60,8 @@ def run_demo(out="memlab_out", *, print=builtins.print) -> dict:
         ``"spectrum"``, ``"rf_curves"``, ``"rf_phase"``; figures closed after saving), plus
         ``"timescales"`` (list of :class:`~memlab.numerics.timescales.TimescalesResult`) and ``"wall_s"``.
     """
+    from . import figures  # matplotlib loads here, not for the tables above
+
     t_start = time.perf_counter()
     done = {}
 

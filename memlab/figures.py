@@ -22,8 +22,6 @@ Examples
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,9 +39,9 @@ from .numerics.rf_spectrum import SpectrumResult, count_per_bulk, rf_spectrum
 from .numerics.sampler import ddim_sample, sample_optimal
 from .numerics.timescales import predict_timescales
 from .theory import checks
-from .theory.activations import Activation
 from .theory.grid import paper_grid
 from .theory.rf_model import RFModel
+from .io import to_json, to_jsonable  # noqa: F401  (re-exported: figures.to_jsonable)
 
 __all__ = ["FigureResult", "GMMLossesFigure", "SpectrumFigure", "RFCurvesFigure", "PhaseFigure", "MemorizationFigure",
            "CapacitySweepFigure", "SweepGridFigure", "RFTrainingFigure", "TimescaleStudyFigure",
@@ -472,29 +470,3 @@ def timescale_study_figure(ns, config=None, *, out=None, **study_options) -> Tim
     return TimescaleStudyFigure(figure=fig, paths=paths, study=st)
 
 
-def to_jsonable(obj):
-    """Plain JSON-ready structure of a result (dataclasses, arrays, numpy scalars; activations and callables by
-    name)."""
-    if isinstance(obj, Activation):
-        return obj.name
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)
-                if not f.name.startswith("_") and f.name != "figure"}
-    if isinstance(obj, dict):
-        return {str(k): to_jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [to_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, Path):
-        return str(obj)
-    if callable(obj):
-        return getattr(obj, "__name__", repr(obj))
-    return obj
-
-
-def to_json(obj, **kw) -> str:
-    """``json.dumps(to_jsonable(obj), indent=2)``."""
-    return json.dumps(to_jsonable(obj), indent=kw.pop("indent", 2), **kw)

@@ -3,11 +3,14 @@ notebooks).  File reading lives here, in the facade, not in the numerics layer."
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import sys
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["load_points"]
+__all__ = ["load_points", "to_jsonable", "to_json"]
 
 
 def load_points(path, *, name: str = "points", key: str | None = None) -> np.ndarray:
@@ -71,3 +74,32 @@ def load_points(path, *, name: str = "points", key: str | None = None) -> np.nda
     if arr.ndim > 2:
         arr = arr.reshape(arr.shape[0], -1)
     return arr
+
+
+def to_jsonable(obj):
+    """Plain JSON-ready structure of a result (dataclasses, arrays, numpy scalars; activations and callables by
+    name)."""
+    activations = sys.modules.get("memlab.theory.activations")  # not imported: obj cannot be an Activation
+    if activations is not None and isinstance(obj, activations.Activation):
+        return obj.name
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)
+                if not f.name.startswith("_") and f.name != "figure"}
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, Path):
+        return str(obj)
+    if callable(obj):
+        return getattr(obj, "__name__", repr(obj))
+    return obj
+
+
+def to_json(obj, **kw) -> str:
+    """``json.dumps(to_jsonable(obj), indent=2)``."""
+    return json.dumps(to_jsonable(obj), indent=kw.pop("indent", 2), **kw)

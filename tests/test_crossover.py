@@ -312,8 +312,12 @@ def test_continuous_ratio_vs_quad(lam_expr, lam_fn, sigma2):
 
 
 def test_doctests():
+    from memlab.theory import crossover_symbolic
+
     result = doctest.testmod(crossover, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 5 and result.failed == 0
+    result = doctest.testmod(crossover_symbolic, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted >= 3 and result.failed == 0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -458,3 +462,56 @@ def test_bad_inputs_type_error(kwargs, match):
 def test_helper_bad_inputs(call, exc, match):
     with pytest.raises(exc, match=match):
         call()
+
+
+# ------------------------------------------------------------------------------------------ generated formulas
+def test_generated_formula_file_is_the_derivation_printed():
+    """theory/crossover_formulas.py (what a prediction evaluates, without sympy) is exactly what the
+    derivation prints today: a change to the derivation without regenerating the file fails here."""
+    from pathlib import Path
+
+    from memlab.theory import crossover_formulas
+    from memlab.theory.crossover_symbolic import generate_formula_source
+
+    assert Path(crossover_formulas.__file__).read_text() == generate_formula_source()
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.floats(0.05, 50.0), min_size=7, max_size=7))
+def test_generated_formulas_equal_the_sympy_expressions_in_mpmath(vals):
+    """Each printed function equals its sympy expression evaluated with mpmath (an independent evaluator)
+    at drawn arguments, and the derivation's own lambdified callables."""
+    from memlab.theory import crossover_formulas
+    from memlab.theory.crossover_symbolic import derive_crossover
+
+    der = derive_crossover()
+    for name, (args, expr) in der.numeric.items():
+        x = vals[:len(args)]
+        if name == "inv_snr_t":
+            x = [x[0] / 51.0, x[1]]                      # t in (0, 1)
+        ref = float(sp.lambdify(args, expr, modules="mpmath")(*x))
+        got = float(getattr(crossover_formulas, name)(*x))
+        assert got == pytest.approx(ref, rel=1e-12, abs=1e-12 * max(1.0, *map(abs, x))), name
+    s0, s1 = vals[0], vals[1]
+    assert der.r_from_sums(s0, s1) == pytest.approx(crossover_formulas.r_from_sums(s0, s1), rel=1e-14)
+
+
+def test_a_prediction_does_not_import_sympy_or_scipy():
+    """``memlab mstar`` answers from the generated formulas: a fresh interpreter that predicts M* on the
+    paper grid loads neither sympy nor scipy (nor numba, matplotlib or torch), and gets the derivation's value."""
+    import subprocess
+    import sys
+
+    code = ("import sys, memlab\n"
+            "r = memlab.predict_mstar(200)\n"
+            "print(repr(r.m_star), sorted(m for m in ('sympy', 'scipy', 'numba', 'matplotlib', 'torch') "
+            "if m in sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split(" ", 1)
+    assert out[1].strip() == "[]"
+    from memlab.theory.crossover_symbolic import derive_crossover
+    from memlab.theory import grid
+
+    lam = np.asarray(grid.PAPER_LAMBDA)
+    s1 = float(np.sum(lam / (grid.psi(grid.paper_grid()) + 1.0)))
+    assert float(out[0]) == pytest.approx(float(derive_crossover().mstar_from_sums(200, 2.0, lam.sum(), s1)),
+                                          rel=1e-14)

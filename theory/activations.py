@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
-from scipy import special
 
 __all__ = ["Activation", "BUILTIN_ACTIVATIONS", "resolve_activation"]
 
@@ -64,13 +63,24 @@ def _relu(x):
     return np.maximum(x, 0.0)
 
 
+def _erf(x):
+    from scipy import special  # on first use: a prediction for tanh does not load scipy.special
+
+    return special.erf(x)
+
+
+_erf.__name__ = "erf"
+
+
 def _gelu(x):
+    from scipy import special
+
     return x * special.ndtr(x)
 
 
 _BUILTINS = {
     "tanh": Activation("tanh", np.tanh, (), True, 0, "tanh"),
-    "erf": Activation("erf", special.erf, (), True, 1, "erf"),
+    "erf": Activation("erf", _erf, (), True, 1, "erf"),
     "relu": Activation("relu", _relu, (0.0,), False, 2, "relu"),
     "gelu": Activation("gelu", _gelu, (), False, 3, "nn.functional.gelu"),
 }

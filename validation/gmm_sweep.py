@@ -19,7 +19,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
-import os
 import time
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -31,6 +30,7 @@ from ..numerics.gmm import GMMDenoiser, sample_gmm
 from ..numerics.losses import training_loss
 from ..numerics.memorization import memorization_fraction
 from ..numerics.sampler import ddim_sample
+from ..numerics.threads import thread_budget
 from ..theory import checks
 from ..theory.crossover import predict_mstar
 from ..theory.grid import paper_grid
@@ -262,7 +262,7 @@ def sweep_capacity(N: int, d: int, K: int, *, protocol="paper", seed: int = 0, e
         (odir / "checkpoints").mkdir(parents=True, exist_ok=True)
     settings = _settings_of(proto, device=dev, dtype=dtype, n_samples=n_samples, seed=seed, C=C, weighting=weighting)
     own = executor is None
-    pool_size = os.cpu_count() or 1
+    pool_size = thread_budget().n
     ex = runtime.executor_for(None, max_workers=pool_size) if own else executor
     done: dict[int, dict] = {}
 
@@ -364,7 +364,7 @@ def sweep_grid(Ns=DEFAULT_GRID["N"], ds=DEFAULT_GRID["d"], Ks=DEFAULT_GRID["K"],
     :func:`sweep_capacity` (including protocol overrides)."""
     runtime.guard_worker_start()
     own = executor is None
-    pool_size = os.cpu_count() or 1
+    pool_size = thread_budget().n
     if own and kwargs.get("workers") is None:
         kwargs["workers"] = pool_size
     ex = runtime.executor_for(None, max_workers=pool_size) if own else executor

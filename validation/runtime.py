@@ -31,6 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..numerics.threads import thread_budget
+
 __all__ = ["atomic_save", "load_checkpoint", "write_json_atomic", "progress", "torch_dtype", "resolve_device",
            "threads", "format_seconds", "executor_for", "map_tasks", "usable_executor", "main_module_problem",
            "guard_worker_start"]
@@ -177,10 +179,11 @@ _THREADS_STATE = {"depth": 0, "torch": None, "blas": None}
 
 @contextlib.contextmanager
 def threads(n: int | None):
-    """Run the block with ``n`` torch intra-op threads (and ``n`` BLAS/OpenMP threads through threadpoolctl
-    when it is installed); the previous settings are restored on exit, also after an exception.
+    """Run the block with ``n`` torch intra-op threads (and ``n`` BLAS/OpenMP threads through threadpoolctl);
+    the previous settings are restored on exit, also after an exception.
 
-    ``None`` leaves every setting as it is.  Thread counts are global to the process: blocks that overlap
+    ``None`` leaves every setting as it is.  Callers that share cores (a process pool's tasks) pass their
+    share of :func:`memlab.numerics.threads.thread_budget`, the package's one thread policy.  Thread counts are global to the process: blocks that overlap
     (nested, or tasks of a thread-based executor such as an in-process Dask cluster) share the setting, and
     the values from before the first block are restored when the last one ends.
     """
@@ -265,7 +268,7 @@ def executor_for(scheduler: str | None = None, *, max_workers: int | None = None
         if max_workers is not None and (isinstance(max_workers, bool) or not isinstance(max_workers, int)
                                         or max_workers < 1):
             raise ValueError(f"max_workers must be None or an integer >= 1 (got {max_workers!r})")
-        return ProcessPoolExecutor(max_workers=max_workers or os.cpu_count(),
+        return ProcessPoolExecutor(max_workers=max_workers or thread_budget().n,
                                    mp_context=multiprocessing.get_context("spawn"))
     try:
         from distributed import Client

@@ -24,7 +24,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 import time
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -33,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from ..numerics.readoffs import argmin_log_parabola, first_crossing_log, fit_power_law
+from ..numerics.threads import thread_budget
 from ..theory import checks
 from . import runtime
 
@@ -287,7 +287,7 @@ def timescale_study(ns, config=None, *, steps: int | None = None, scale_steps: b
                          f"checkpoints; raise steps or n_checkpoints (or pass scale_steps=False)")
     run_on = runtime.usable_executor(executor)   # None: in this process (a pool that cannot start, with a warning)
     if threads is None and isinstance(run_on, ProcessPoolExecutor) and not dev.startswith("cuda"):
-        cores = os.cpu_count() or 1
+        cores = thread_budget().n
         threads = max(1, cores // min(len(ns), cores))   # the pool's workers share the cores
     tasks = []
     for n in ns:
