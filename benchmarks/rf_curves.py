@@ -48,8 +48,7 @@ TAUS = np.geomspace(1e-2, 1e6, 400)
 def compile_time_fresh_cache() -> float:
     code = ("import time, numpy as np\n"
             "t0 = time.perf_counter()\n"
-            "from memlab.numerics.rf_learning import rf_learning_curves
-from memlab.numerics.rf_gd import gd_exact_steps, gd_fresh_steps\n"
+            "from memlab.numerics.rf_gd import gd_exact_steps, gd_fresh_steps\n"
             "B = np.zeros((3, 5)); U = np.eye(5); V = np.ones((3, 5))\n"
             "gd_exact_steps(B, U, V, 0.1, 0.1, 2)\n"
             "W = np.ones((5, 3)); X = np.ones((3, 4)); xi = np.ones((2, 3, 4))\n"

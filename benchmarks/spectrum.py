@@ -1,20 +1,51 @@
-"""Benchmark: Theorem 3.1 spectrum on 400 lambda points, memlab's solver vs a per-point scipy baseline.
+"""Benchmark: Theorem 3.1 spectrum, memlab (inner solver and public ``rf_spectrum``) vs the published algorithm.
 
-Workload (issue 3): psi_p = 64, psi_n = 8, t = 0.01, tanh, sigma_x = 1; 400 points log-spaced in
-``lambda - s_t^2`` from 1e-4 to 60 (covering the small cluster, rho_1 and rho_2); ``eps = 1e-9``.
+Workload: psi_p = 64, psi_n = 8, t = 0.01, tanh, sigma_x = 1 (the constants of ``RFModel(64, 8, 0.01)``);
+400 points log-spaced in ``lambda - s_t^2`` from 1e-4 to 60 (the small cluster, rho_1 and rho_2).
 
-* ours: :func:`memlab.numerics.rf_spectrum.solve_stieltjes` (numba complex Newton with the analytic
-  Jacobian, adaptive epsilon-ladder, warm start along lambda, parallel chunks);
-* baseline (the reference algorithm): every lambda on its own, ``scipy.optimize.root`` with
-  Levenberg-Marquardt on the real and imaginary parts of the same residuals (lambdified from the
-  sympy derivation), its own epsilon-continuation from eps = 100 down to 1e-9 (``BASE_STEPS_PER_DECADE``
-  steps per decade), started from ``q = s = -1/z, r = -sigma_x^2/z``.
+**Baseline: the authors' published solver, exactly** (arXiv:2505.17638, Fig. 4 script of the paper's code
+release), run per lambda independently:
 
-Reports, all measured in this run: numba compile time (fresh cache, subprocess), wall times, the
-speed ratio (goal >= 1000x after compilation) and the max density difference between the two.
+* their equations are E1-E3 of Theorem 3.1 as written in docs/theory/random_features.md §4 (``s - sum_k w_k /
+  (s_hat + theta_k r_hat)``, ``r - sum_k w_k theta_k / (...)`` and the *uncleared* E3), split into six real
+  residuals; here they are lambdified from the project's derivation (``derive_rf().E1, E2, E3``), which are
+  the same functions (no typed copy).  The published script evaluates them with hand-written numpy scalar
+  arithmetic that also recomputes its constants on every call; the lambdified functions are cheaper per call,
+  so the baseline time here is, if anything, an underestimate and the speed ratios lower bounds;
+* **sign convention.**  They evaluate the equations at ``z = lambda - i eps`` (lower half-plane), so their
+  ``q`` is the complex conjugate of memlab's ``q = Tr(U - z)^-1 / p`` at ``lambda + i eps`` (the equations
+  have real coefficients); their density is ``|Im q| / pi``, which is memlab's ``Im q / pi``.  Their start
+  ``q = r = s = 1/(lambda + 100 i)`` is, conjugated, ``1/(lambda - 100 i)``: the leading imaginary part of
+  the large-``|z|`` asymptote ``-1/z`` of memlab's convention, with the opposite real part.  The baseline
+  below runs in *their* convention, unchanged, and conjugates nothing: only ``|Im q|`` is compared;
+* ``scipy.optimize.root(method="lm")`` with scipy's default tolerances on the six real unknowns, at
+  ``eps = 100`` from that start, then warm-started at ``eps = 100, 99, ..., 1`` (integers), ``0.9, 0.7, 0.5, 0.3,
+  0.1`` and ``1e-2, 1e-3, ..., 1e-9``: 114 solves per lambda;
+* density ``|Im q| / pi`` at ``eps = 1e-9``: it contains the delta peak's Lorentzian ``w eps / (pi ((lambda -
+  s_t^2)^2 + eps^2))``.
 
-Run: ``python benchmarks/spectrum.py [--quick]`` (``--quick`` times the baseline on 40 points and
-scales it to 400; the default times all 400).
+Compared like with like:
+
+* the inner solver :func:`memlab.numerics.rf_spectrum.solve_stieltjes` at the same absolute ``eps = 1e-9``:
+  ``Im q / pi`` against the baseline's ``|Im q| / pi``, Lorentzian included in both (goal <= 1e-8);
+* the public :func:`memlab.rf_spectrum` (default call: its own 400-point grid, bulk edges, masses, delta
+  weight) reports the continuous density (Lorentzian removed) at its own ``eps = 1e-9 max(lambda, s_t^2)``,
+  not at ``1e-9``.  Evaluated with ``lambdas=`` on the benchmark grid it is compared with the baseline minus
+  the Lorentzian; the difference is the change of ``eps`` (a factor 250 at ``lambda = 0.004``, which moves the
+  density of the small cluster by ~1e-5), and memlab's own density moves by the same amount between the two
+  ``eps``.  So the like-with-like figure is taken on the points where that change is below 1e-10; the script
+  prints both.  Near ``s_t^2`` nothing needs excluding on this grid: its first point is ``1e-4`` above
+  ``s_t^2``, where the Lorentzian (~0.03) is far above its own rounding.
+
+Also reported, all measured in this run: numba compile time (fresh cache, subprocess) and the first call
+from the cache (another subprocess), the thread budget, the harder case psi_p = 16, psi_n = 4, t = 0.1 (a
+cluster separated from rho_1 by a gap of relative width 2e-4, below the grid's resolution), and the public
+call under a fixed background load (one busy process per core, ``benchmarks/background.py``) with the
+slowdown loaded / quiet (goal <= 2.5x).  Speed ratios are baseline / memlab after compilation (goal >= 1000x
+for the public call).
+
+Run: ``python benchmarks/spectrum.py [--quick]`` (``--quick`` runs the baseline on 40 of the 400 points,
+every 10th, and scales its time to 400; it says so).
 """
 
 from __future__ import annotations
@@ -27,101 +58,151 @@ import tempfile
 import time
 
 import numpy as np
+import sympy as sp
 from scipy.optimize import root
 
-from memlab.numerics.rf_spectrum import solve_stieltjes
-from memlab.theory.rf_formulas import kernel_aE
-from memlab.theory.rf_model import RFModel
-from memlab.theory.rf_symbolic import derive_rf
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from background import background_load, load_note, median_time  # noqa: E402
+
+from memlab.numerics.rf_spectrum import rf_spectrum, solve_stieltjes  # noqa: E402
+from memlab.numerics.threads import thread_budget  # noqa: E402
+from memlab.theory.rf_model import RFModel  # noqa: E402
+from memlab.theory.rf_symbolic import derive_rf  # noqa: E402
 
 PSI_P, PSI_N, T, EPS = 64.0, 8.0, 0.01, 1e-9
-BASE_STEPS_PER_DECADE = 8   # 2 and 4 per decade lose whole bulks (measured); 8 is the coarsest that works
+#: the published epsilon ladder: a first solve at 100, then 100, 99, ..., 1, then the decimals
+LADDER = ([100.0] + [float(k) for k in range(100, 0, -1)] + [0.9, 0.7, 0.5, 0.3, 0.1]
+          + [10.0 ** -k for k in range(2, 10)])
 
 
-def baseline_point(lam, c, res_fn):
-    aE, b2, v2, s2 = kernel_aE(c.a_t, c.t), c.b_t ** 2, c.v_t2, c.s_t2
-    th, om = np.array([c.sigma_x ** 2]), np.array([1.0])
+def published_equations(model):
+    """E1, E2, E3 of the derivation as six real residuals of ``(Re q, Im q, Re r, Im r, Re s, Im s)`` at
+    ``z = lambda - i eps`` (the published convention), with the model's constants and covariance atoms."""
+    der = derive_rf()
+    S = der.symbols
+    c = model.constants
+    th, om = model.thetas, model.omegas
+    subs = {S["psi_p"]: model.psi_p, S["psi_n"]: model.psi_n, S["a"]: c.a_t, S["E"]: np.exp(-2 * c.t),
+            S["b2"]: c.b_t ** 2, S["v2"]: c.v_t2, S["s2"]: c.s_t2, S["n_atoms"]: len(th)}
+    atoms = {**{S["theta"][k + 1]: float(v) for k, v in enumerate(th)},
+             **{S["omega"][k + 1]: float(v) for k, v in enumerate(om)}}
+    exprs = [e.subs(subs).doit().subs(atoms) for e in (der.E1, der.E2, der.E3)]
+    f = sp.lambdify((S["q"], S["r"], S["s"], S["z"]), exprs, modules="numpy")
 
-    def f(x, z):
-        q, r, s = x[0] + 1j * x[1], x[2] + 1j * x[3], x[4] + 1j * x[5]
-        F = res_fn(q, r, s, z, PSI_P, PSI_N, aE, b2, v2, s2, th, om)
+    def equations(x, lam, eps):
+        F = f(complex(x[0], x[1]), complex(x[2], x[3]), complex(x[4], x[5]), complex(lam, -eps))
         return np.array([F[0].real, F[0].imag, F[1].real, F[1].imag, F[2].real, F[2].imag], dtype=float)
 
-    n_steps = int(round(11 * BASE_STEPS_PER_DECADE)) + 1
-    ladder = np.geomspace(100.0, EPS, n_steps)
-    z0 = complex(lam, ladder[0])
-    q0 = -1 / z0
-    x = np.array([q0.real, q0.imag, (c.sigma_x ** 2 * q0).real, (c.sigma_x ** 2 * q0).imag, q0.real, q0.imag])
-    for e in ladder:
-        sol = root(f, x, args=(complex(lam, e),), method="lm", options=dict(xtol=1e-14, ftol=1e-14))
-        x = sol.x
-    return complex(x[0], x[1])
+    return equations
 
 
-def compile_time_fresh_cache() -> float:
-    code = ("import time, numpy as np\n"
+def published_point(lam, equations):
+    """The published per-point solver; returns the density ``|Im q| / pi`` at ``eps = 1e-9``."""
+    q0 = 1.0 / complex(lam, 100.0)
+    x = np.array([q0.real, q0.imag] * 3)
+    for eps in LADDER:
+        x = root(equations, x, args=(lam, eps), method="lm").x
+    return abs(x[1]) / np.pi
+
+
+def compile_and_load_times() -> list[tuple[float, float]]:
+    """``(import time, first rf_spectrum call)`` in a new process with a fresh numba cache (the call compiles),
+    then in another new process with that cache (the call loads the compiled kernels)."""
+    code = ("import time\n"
             "t0 = time.perf_counter()\n"
-            "from memlab import RFModel\n"
-            "from memlab.numerics.rf_spectrum import solve_stieltjes\n"
-            "solve_stieltjes(RFModel(64, 8, 0.01), np.linspace(0.1, 1, 40))\n"
-            "print(time.perf_counter() - t0)\n")
+            "from memlab import RFModel, rf_spectrum\n"
+            "model = RFModel(64, 8, 0.01)\n"
+            "model.constants\n"
+            "t1 = time.perf_counter()\n"
+            "rf_spectrum(model)\n"
+            "print(t1 - t0, time.perf_counter() - t1)\n")
+    out = []
     with tempfile.TemporaryDirectory() as tmp:
         env = dict(os.environ, NUMBA_CACHE_DIR=tmp)
-        res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
-    return float(res.stdout.strip().splitlines()[-1])
+        for _ in range(2):
+            res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+            out.append(tuple(float(v) for v in res.stdout.strip().splitlines()[-1].split()))
+    return out
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="time the baseline on 40 of the 400 points")
+    ap.add_argument("--quick", action="store_true", help="run the baseline on 40 of the 400 points and scale")
     args = ap.parse_args()
     model = RFModel(PSI_P, PSI_N, T)
     c = model.constants
     lams = c.s_t2 + np.geomspace(1e-4, 60.0, 400)
-    print(f"workload: psi_p={PSI_P:g}, psi_n={PSI_N:g}, t={T:g}, tanh; 400 lambda points; eps={EPS:g}; "
-          f"{os.cpu_count()} CPU cores")
-    t_compile = compile_time_fresh_cache()
-    print(f"numba compile time (fresh cache, incl. imports): {t_compile:.2f} s")
+    print(f"workload: psi_p={PSI_P:g}, psi_n={PSI_N:g}, t={T:g}, tanh; 400 lambda points; {load_note()}; "
+          f"thread budget {thread_budget().n}")
+    (imp0, t_compile), (imp1, t_load) = compile_and_load_times()
+    print(f"first rf_spectrum call in a new process: {t_compile:.2f} s with a fresh numba cache (compilation), "
+          f"{t_load:.2f} s from that cache (loading the compiled kernels); imports and the model's constants "
+          f"before it: {imp0:.2f} s / {imp1:.2f} s")
 
-    t0 = time.perf_counter()
     solve_stieltjes(model, lams, eps=EPS)
-    print(f"first call in this process (cache load): {time.perf_counter() - t0:.3f} s")
-    reps = 20
-    t0 = time.perf_counter()
-    for _ in range(reps):
-        ours = solve_stieltjes(model, lams, eps=EPS)
-    t_ours = (time.perf_counter() - t0) / reps
-    print(f"ours: {t_ours * 1e3:.2f} ms per 400-point spectrum (mean of {reps}); "
-          f"{int(ours.n_iter.sum())} Newton iterations, {int(ours.full_ladder.sum())} full ladders, "
-          f"max relative residual {ours.residual.max():.1e}")
+    rf_spectrum(model)
+    t_inner = median_time(lambda: solve_stieltjes(model, lams, eps=EPS), repeats=9, min_time=0.05)
+    inner = solve_stieltjes(model, lams, eps=EPS)
+    print(f"inner solver solve_stieltjes, 400 points at eps=1e-9: {t_inner * 1e3:.2f} ms (median of 9); "
+          f"{int(inner.n_iter.sum())} Newton iterations, {int(inner.full_ladder.sum())} full ladders, max relative "
+          f"residual {inner.residual.max():.1e}")
+    t_pub = median_time(lambda: rf_spectrum(model), repeats=9, min_time=0.05)
+    spec = rf_spectrum(model)
+    t_pub_new = median_time(lambda: rf_spectrum(RFModel(PSI_P, PSI_N, T)), repeats=5)
+    print(f"public rf_spectrum(model): {t_pub * 1e3:.2f} ms (median of 9; {len(spec.lambdas)} points, "
+          f"{len(spec.bulks)} bulks, {spec.diagnostics['solver_calls']} solver calls, "
+          f"{spec.diagnostics['n_newton']} Newton iterations); with a new RFModel each call (its Gaussian-"
+          f"equivalence constants included): {t_pub_new * 1e3:.2f} ms")
+    print(f"  masses {[round(m, 12) for *_, m in spec.bulks]}, delta weight {spec.delta_weight:.15f}")
+    hard = RFModel(16, 4, 0.1)
+    rf_spectrum(hard)
+    t_hard = median_time(lambda: rf_spectrum(hard), repeats=5)
+    sh = rf_spectrum(hard)
+    print(f"public rf_spectrum at psi_p=16, psi_n=4, t=0.1: {t_hard * 1e3:.2f} ms; bulks "
+          + ", ".join(f"[{a:.6g}, {b:.6g}] mass {m:.10f}" for a, b, m in sh.bulks)
+          + f" ({sh.diagnostics['hidden_gaps']} gap found below the grid's resolution)")
 
-    res_fn = derive_rf().residuals_numpy()
+    equations = published_equations(model)
     idx = np.arange(0, 400, 10) if args.quick else np.arange(400)
     t0 = time.perf_counter()
-    qb = np.array([baseline_point(lams[i], c, res_fn) for i in idx])
+    rho_b = np.array([published_point(lams[i], equations) for i in idx])
     t_base = (time.perf_counter() - t0) * (400 / idx.size)
-    label = " (scaled from 40 points)" if args.quick else ""
-    print(f"baseline: {t_base:.2f} s per 400-point spectrum{label}")
+    label = f" (scaled from {idx.size} points: --quick)" if args.quick else ""
+    print(f"baseline (published solver, 114 LM solves per point): {t_base:.1f} s per 400 points{label}")
 
-    rho_o = ours.q[idx].imag / np.pi
-    rho_b = qb.imag / np.pi
-    diff = np.abs(rho_o - rho_b)
-    bad = diff > 1e-6 * max(1.0, rho_o.max())
-    print(f"max |density difference| = {diff.max():.2e} over {idx.size} points (max density {rho_o.max():.3g})")
-    if bad.any():
-        print(f"  {int(bad.sum())} point(s) disagree by > 1e-6: lambda = "
-              + ", ".join(f"{lams[i]:.5g} (ours {a:.3g}, baseline {b:.3g})"
-                          for i, a, b in zip(idx[bad], rho_o[bad], rho_b[bad]))
-              + "; there the baseline ends on a spurious (non-Herglotz) branch, ours on the Herglotz one "
-              "(Im q >= eps |q|^2 holds for ours)")
-        # independent check at those points: they lie in the gap between the delta-peak and the small
-        # cluster, where Im q(lambda + i eps)/pi is the delta-peak's Lorentzian w eps / (pi ((lambda - s^2)^2 + eps^2))
-        w = 1.0 - (1.0 + PSI_N) / PSI_P
-        lor = w * EPS / (np.pi * ((lams[idx[bad]] - c.s_t2) ** 2 + EPS ** 2))
-        print(f"  at those points ours equals the delta-peak Lorentzian (weight 1 - (1 + psi_n)/psi_p) to "
-              f"{np.max(np.abs(rho_o[bad] / lor - 1)):.1e} relative; the baseline's value is not a Stieltjes transform")
-        print(f"  max |density difference| on the other points: {diff[~bad].max():.2e}")
-    print(f"speed ratio (baseline / ours, after compilation): {t_base / t_ours:.0f}x   (goal >= 1000x)")
+    rho_in = inner.q.imag[idx] / np.pi
+    diff = np.abs(rho_in - rho_b)
+    herg = np.all(inner.q.imag > 0)
+    bulk = rho_in > 1e-3
+    print(f"inner solver vs baseline (same eps = 1e-9, Lorentzian in both): max |density difference| "
+          f"{diff.max():.2e} over {idx.size} points (goal <= 1e-8; densities up to {rho_in.max():.3g}, relative "
+          f"{np.max(diff[bulk] / rho_in[bulk]):.1e} on the {int(bulk.sum())} points with density > 1e-3); memlab "
+          f"Herglotz at every point: {herg}")
+    # the public call reports the continuous density (Lorentzian removed) at its own eps = 1e-9 max(lambda, s_t^2);
+    # the baseline's is at eps = 1e-9.  The difference between the two is the change of eps, which memlab's own
+    # density shows between the same two eps: compare where that change is below 1e-10 (like with like)
+    w = spec.delta_weight
+    lor = lambda e: w * e / (np.pi * ((lams[idx] - c.s_t2) ** 2 + e ** 2))  # noqa: E731
+    pub = rf_spectrum(model, lambdas=lams[idx])
+    own = solve_stieltjes(model, lams[idx])
+    cont_pub_eps = own.q.imag / np.pi - lor(own.eps)
+    cont_1e9 = rho_in - lor(EPS)
+    d_pub = np.abs(pub.density - (rho_b - lor(EPS)))
+    moved = np.abs(cont_pub_eps - cont_1e9)
+    same = moved < 1e-10
+    print(f"public rf_spectrum(lambdas=grid): continuous density at eps = 1e-9 max(lambda, s_t^2), equal to "
+          f"solve_stieltjes's there to {np.max(np.abs(pub.density - np.clip(cont_pub_eps, 0, None))):.1e}; against "
+          f"the baseline minus its Lorentzian: max |difference| {d_pub.max():.2e}, of which the change of eps "
+          f"(1e-9 -> 1e-9 lambda) accounts for {moved[np.argmax(d_pub)]:.2e} at that point; on the {int(same.sum())} "
+          f"points where the change of eps moves memlab's density by < 1e-10: {d_pub[same].max():.2e}")
+    print(f"speed ratio baseline / inner solver: {t_base / t_inner:,.0f}x; baseline / public rf_spectrum: "
+          f"{t_base / t_pub:,.0f}x (goal >= 1000x)")
+
+    with background_load() as info:
+        t_loaded = median_time(lambda: rf_spectrum(model), repeats=9, min_time=0.05)
+        t_inner_loaded = median_time(lambda: solve_stieltjes(model, lams, eps=EPS), repeats=9, min_time=0.05)
+    print(f"under load ({info}): public rf_spectrum {t_loaded * 1e3:.2f} ms = {t_loaded / t_pub:.2f}x quiet "
+          f"(goal <= 2.5x); inner solver {t_inner_loaded * 1e3:.2f} ms = {t_inner_loaded / t_inner:.2f}x")
 
 
 if __name__ == "__main__":

@@ -12,14 +12,14 @@ from numba import njit
 def atom_term(q, r, theta_a, psi_p, psi_n, aE, b2, v2):
     x0 = b2*psi_n
     x1 = psi_p*q
-    x2 = b2*psi_p**2
+    x2 = b2*(psi_p*psi_p)
     x3 = aE*r
     x4 = aE*psi_n*theta_a
     x5 = v2*x1
     x6 = psi_p*x3
     x7 = psi_n + x6
     x8 = x5 + x7
-    x9 = 1/(q**2*v2*x2 + q*x2*x3 + x0*x1 + x1*x4 + x8)
+    x9 = 1/((q*q)*v2*x2 + q*x2*x3 + x0*x1 + x1*x4 + x8)
     x10 = x8*x9
     x11 = 2*x5
     return (q*x10, x9*(-x1*x10*(b2*x11 + b2*x6 + v2 + x0 + x4) + x11 + x7), aE*x1*x9*(-x10*(b2*x1 + 1) + 1))
@@ -27,9 +27,9 @@ def atom_term(q, r, theta_a, psi_p, psi_n, aE, b2, v2):
 
 @njit(cache=True, error_model="numpy")
 def e3_cleared(q, r, s, z, psi_p, psi_n, aE, b2, v2, s2):
-    x0 = q**2
+    x0 = (q*q)
     x1 = 1/psi_n
-    x2 = psi_p**2
+    x2 = (psi_p*psi_p)
     x3 = x1*x2
     x4 = v2*x3
     x5 = x0*x4
@@ -41,7 +41,7 @@ def e3_cleared(q, r, s, z, psi_p, psi_n, aE, b2, v2, s2):
     x11 = x1*x10
     x12 = psi_p*x1
     x13 = x12*x6
-    x14 = q**3
+    x14 = (q*q*q)
     x15 = -psi_p*s2*x0 + psi_p*x0*z - q + s + x10
     x16 = 2*x10
     x17 = v2*x16
@@ -56,4 +56,4 @@ def e3_terms(q, r, s, z, psi_p, psi_n, aE, b2, v2, s2):
     x0 = 1/q
     x1 = 1/psi_n
     x2 = psi_p*v2
-    return (x0, psi_p*s2, -s/q**2, -psi_p*z, -psi_p*x0, x2/(aE*psi_p*r*x1 + q*x1*x2 + 1))
+    return (x0, psi_p*s2, -s/(q*q), -psi_p*z, -psi_p*x0, x2/(aE*psi_p*r*x1 + q*x1*x2 + 1))

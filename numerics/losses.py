@@ -8,6 +8,8 @@ error conditional on the data is ``SE = (1/N) sqrt(sum_i s_i^2 / n_noise)`` (doc
 
 from __future__ import annotations
 
+import threading
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,13 +17,22 @@ import numpy as np
 from ..theory import checks, crossover, grid
 from . import _kernels
 from .gmm import GMMDenoiser, pmem_subset, sample_gmm
+from .threads import blas_threads, threads_for
 
 __all__ = ["LossResult", "ExcessLosses", "per_draw_losses", "training_loss", "gmm_excess_losses",
-           "mc_standard_error"]
+           "mc_standard_error", "standard_normal_draws"]
 
 UNIT_X0 = "x0 units: squared error on xbar, summed over the d coordinates"
-_BLOCK = 256            # rows per GEMM block in the kernel (fits in L2 with M <= a few hundred)
+_BLOCK_ENTRIES = 1 << 14  # rows x means per GEMM block: 128 kB per workspace array (L2-resident, no page faults)
 _NOISE_CHUNK_BYTES = 64 << 20
+_MIN_WORK_PER_THREAD = 4e6  # multiply-adds (about a millisecond): below two threads' worth the call runs serially
+_MIN_NORMALS_PER_THREAD = 1 << 18  # standard normal draws (about a millisecond)
+_MASK64 = (1 << 64) - 1
+
+
+def _block_rows(M: int) -> int:
+    """Rows per GEMM block of the loss kernel for M means (16..256)."""
+    return max(16, min(256, _BLOCK_ENTRIES // max(1, M)))
 
 
 def mc_standard_error(values: np.ndarray) -> float:
@@ -31,16 +42,149 @@ def mc_standard_error(values: np.ndarray) -> float:
     return float(np.sqrt(s2.sum() / R) / N)
 
 
-def _noise_chunks(N: int, R: int, d: int, rng: np.random.Generator):
+def _in_threads(n_threads: int, kernel, *args) -> None:
+    """Run ``kernel(*args)`` on ``n_threads`` threads at once, this one included.
+
+    The kernels are ``nogil`` numba functions that claim their work items from an atomic counter in ``args``, so
+    a thread that starts late or shares its core with other work simply takes fewer items.  Idle threads block
+    (no spinning), which keeps the cost fair on a busy machine.  Call with BLAS pinned to one thread.
+    """
+    if n_threads <= 1:
+        kernel(*args)
+        return
+    errors = []
+
+    def work():
+        try:
+            kernel(*args)
+        except BaseException as exc:  # re-raised in the calling thread
+            errors.append(exc)
+
+    helpers = [threading.Thread(target=work, daemon=True) for _ in range(n_threads - 1)]
+    for th in helpers:
+        th.start()
+    work()
+    for th in helpers:
+        th.join()
+    if errors:
+        raise errors[0]
+
+
+_STREAM_CHECK: list = []
+
+
+def _stream_matches_numpy() -> bool:
+    """Whether the numba parse reproduces this numpy's ``standard_normal`` (checked once per process on
+    200,000 draws, tails included).  numpy does not promise the Generator stream across releases: should a
+    release change it, memlab falls back to numpy's own (serial) draws instead of drawing different noise."""
+    if not _STREAM_CHECK:
+        _STREAM_CHECK.append(True)  # the check itself runs the fast path
+        ref = np.random.default_rng(20260101).standard_normal(200_000)
+        got = _draw_normals(np.random.default_rng(20260101), (200_000,), 2)
+        _STREAM_CHECK[0] = bool(np.array_equal(ref, got))
+        if not _STREAM_CHECK[0]:
+            warnings.warn("numpy's Generator.standard_normal stream differs from memlab's parallel parse in this "
+                          f"numpy ({np.__version__}); noise is drawn by numpy itself (serially)", RuntimeWarning,
+                          stacklevel=3)
+    return _STREAM_CHECK[0]
+
+
+def _draw_normals(gen: np.random.Generator, shape: tuple, n_threads: int) -> np.ndarray:
+    """``gen.standard_normal(shape)`` bit for bit, on ``n_threads`` threads where ``gen`` is PCG64-backed.
+
+    Advances ``gen`` exactly as numpy's call would.  Call with BLAS pinned to one thread (no BLAS here, but
+    the threads must not meet a BLAS pool spinning on the same cores).
+    """
+    bitgen = gen.bit_generator
+    n = int(np.prod(shape, dtype=np.int64))
+    if type(bitgen) is not np.random.PCG64 or n < 64 or not _stream_matches_numpy():
+        return gen.standard_normal(shape)
+    state = bitgen.state
+    s, inc = state["state"]["state"], state["state"]["inc"]
+    hi, lo = np.uint64(s >> 64), np.uint64(s & _MASK64)
+    inc_hi, inc_lo = np.uint64(inc >> 64), np.uint64(inc & _MASK64)
+    tables = (_kernels.ZIG_KI, _kernels.ZIG_WI, _kernels.ZIG_FI)
+    out = np.empty(n)
+    vals = None
+    done = 0
+    while done < n:
+        raw, n_ranges, ev_cap = _kernels.normal_pass_plan(n - done, n_threads)
+        if vals is None:
+            vals = np.empty(raw)  # numpy's allocation (huge pages for large arrays: few page faults)
+        ev_at = np.empty(n_ranges * ev_cap, dtype=np.int64)
+        ev_extra = np.empty(n_ranges * ev_cap, dtype=np.int64)
+        counts = np.zeros(n_ranges, dtype=np.int64)
+        ends = np.zeros(n_ranges, dtype=np.int64)
+        end_state = np.zeros((n_ranges, 2), dtype=np.uint64)
+        n_evs = np.zeros(n_ranges, dtype=np.int64)
+        parts = (raw, vals, ev_at, ev_extra, counts, ends, end_state, n_evs)
+        _in_threads(min(n_threads, n_ranges), _kernels.pcg64_parse_ranges, hi, lo, inc_hi, inc_lo, *parts,
+                    np.zeros(1, dtype=np.int64), *tables)
+        copies = np.zeros((n_ranges, 3), dtype=np.int64)
+        done, hi, lo = _kernels.pcg64_stitch(hi, lo, inc_hi, inc_lo, *parts, n, done, copies, *tables)
+        for src, dst, count in copies.tolist():
+            out[dst:dst + count] = vals[src:src + count]
+    state["state"]["state"] = (int(hi) << 64) | int(lo)
+    bitgen.state = state
+    return out.reshape(shape)
+
+
+def standard_normal_draws(rng, size, *, threads: int | None = None) -> np.ndarray:
+    """Standard normal draws identical, bit for bit, to ``rng.standard_normal(size)``, drawn by several threads.
+
+    Parameters
+    ----------
+    rng : int or numpy.random.Generator
+        A seed (>= 0; the draws of ``numpy.random.default_rng(seed)``) or a Generator.  A Generator backed
+        by PCG64 (numpy's default) advances exactly as numpy's own call would advance it; other bit
+        generators are drawn by numpy itself.
+    size : int or tuple of int
+        Output shape.
+    threads : int or None
+        Threads to use (>= 1); None applies memlab's thread policy (:mod:`memlab.numerics.threads`).
+
+    Returns
+    -------
+    ndarray of float64, shape ``size``
+
+    Notes
+    -----
+    numpy draws each normal by the ziggurat method from one PCG64 output (99% of draws) or a few more
+    (rejections, the tail), so where the k-th normal starts in the PCG64 stream depends on the draws before
+    it.  The stream is cut into one range per thread; each thread jumps ahead to its range (O(log n)) and
+    parses it as numpy's ``random_standard_normal`` would from there; a serial pass finds where each range
+    meets the true parse of the one before (within a draw or two, since the ziggurat accepts 99% of first
+    draws; a range that does not meet it is re-parsed) and stitches the values.  The values are therefore
+    numpy's, whatever the thread count.  Cost about 4 ns per draw on one thread (numpy: about 10 ns), plus
+    a copy.  PCG64: O'Neill (2014), the XSL-RR 128/64 generator numpy's ``PCG64`` implements.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> a = standard_normal_draws(3, (4, 5), threads=2)
+    >>> bool(np.array_equal(a, np.random.default_rng(3).standard_normal((4, 5))))
+    True
+    """
+    if isinstance(rng, np.random.Generator):
+        gen = rng
+    else:
+        gen = np.random.default_rng(checks.positive_int("rng", rng, minimum=0))
+    shape = tuple(checks.positive_int("size", v, minimum=0) for v in (size if np.ndim(size) else (size,)))
+    n_threads = threads_for(int(np.prod(shape, dtype=np.int64)), _MIN_NORMALS_PER_THREAD, threads)
+    with blas_threads(1):
+        return _draw_normals(gen, shape, n_threads)
+
+
+def _noise_chunks(N: int, R: int, d: int, rng: np.random.Generator, n_threads: int):
     per_point = R * d * 8
     step = max(1, _NOISE_CHUNK_BYTES // per_point)
     for lo in range(0, N, step):
         hi = min(N, lo + step)
-        yield lo, hi, rng.standard_normal((hi - lo, R, d))
+        yield lo, hi, _draw_normals(rng, (hi - lo, R, d), n_threads)
 
 
 def per_draw_losses(points, t, denoisers, *, n_noise: int = 100, seed: int = 0,
-                    prefixes=None) -> np.ndarray:
+                    prefixes=None, threads: int | None = None) -> list:
     """Squared errors ``||xbar(t, alpha_t x^i + sigma_t z_ir) - x^i||^2`` for shared draws.
 
     Parameters
@@ -58,11 +202,24 @@ def per_draw_losses(points, t, denoisers, *, n_noise: int = 100, seed: int = 0,
     prefixes : sequence of sequences of int, optional
         For denoiser j, evaluate the denoisers made of its first m means for every m in
         ``prefixes[j]`` (one pass: the partially memorizing family); default: all means.
+    threads : int or None
+        Threads to use (>= 1); None applies memlab's thread policy (:mod:`memlab.numerics.threads`: the
+        budget, one thread for small work).  The result does not depend on it, bit for bit.
 
     Returns
     -------
     list of ndarray
         For each denoiser an array of shape (len(prefixes[j]), N, n_noise).
+
+    Notes
+    -----
+    The noise is ``numpy.random.default_rng(seed).standard_normal((N, n_noise, d))`` (drawn as
+    :func:`standard_normal_draws` draws it: in parallel, the same values).  The loss kernel cuts the rows
+    (i, r) into blocks; each thread claims the next block and runs its own single-threaded GEMMs (BLAS is
+    pinned to one thread meanwhile), so a thread slowed by other work on its core takes fewer blocks.  Cost
+    about ``2 N n_noise d sum_j M_j`` multiply-adds; softmax entries more than 60 nats below their row's
+    maximum are dropped (together < M e^-60 of the total weight), so rows that concentrate on a few means
+    skip their second GEMM.
     """
     t = checks.unit_time("t", t)
     pts = checks.finite_array("points", points, ndim=2)
@@ -91,11 +248,17 @@ def per_draw_losses(points, t, denoisers, *, n_noise: int = 100, seed: int = 0,
     rng = np.random.default_rng(checks.positive_int("seed", seed, minimum=0))
     outs = [np.empty((len(s), N * n_noise)) for s in segs]
     x0 = np.ascontiguousarray(pts)
-    for lo, hi, z in _noise_chunks(N, n_noise, d, rng):
-        for den, seg, out in zip(dens, segs, outs):
-            buf = np.empty((len(seg), (hi - lo) * n_noise))
-            _kernels.mc_losses(x0[lo:hi], z, den.means, seg, alpha, t, den.sigma2, _BLOCK, buf)
-            out[:, lo * n_noise:hi * n_noise] = buf
+    work = 2.0 * N * n_noise * d * sum(den.M for den in dens)
+    n_threads = threads_for(work, _MIN_WORK_PER_THREAD, threads)
+    with blas_threads(1):
+        for lo, hi, z in _noise_chunks(N, n_noise, d, rng, n_threads):
+            for den, seg, out in zip(dens, segs, outs):
+                buf = np.empty((len(seg), (hi - lo) * n_noise))
+                block = _block_rows(den.M)
+                n_blocks = -(-(hi - lo) * n_noise // block)
+                _in_threads(min(n_threads, n_blocks), _kernels.mc_losses, x0[lo:hi], z, den.means, seg, alpha, t,
+                            den.sigma2, block, np.zeros(1, dtype=np.int64), buf)
+                out[:, lo * n_noise:hi * n_noise] = buf
     result = []
     for seg, out, pre in zip(segs, outs, prefixes):
         keep = np.searchsorted(seg, np.asarray(pre, dtype=np.int64))
@@ -129,7 +292,8 @@ class LossResult:
     unit: str = UNIT_X0
 
 
-def training_loss(denoiser: GMMDenoiser, points, t, *, n_noise: int = 100, seed: int = 0) -> LossResult:
+def training_loss(denoiser: GMMDenoiser, points, t, *, n_noise: int = 100, seed: int = 0,
+                  threads: int | None = None) -> LossResult:
     """Monte Carlo per-time loss ``L_{N,t}`` of a denoiser on a point set (Eq. 6, x0 units).
 
     Parameters
@@ -143,6 +307,9 @@ def training_loss(denoiser: GMMDenoiser, points, t, *, n_noise: int = 100, seed:
         Draws per point (>= 2; the paper uses 100).
     seed : int
         Noise seed (same seed = same draws = common random numbers across denoisers).
+    threads : int or None
+        Threads to use (>= 1; the result does not depend on it); None applies memlab's thread policy
+        (:mod:`memlab.numerics.threads`).
 
     Returns
     -------
@@ -159,7 +326,7 @@ def training_loss(denoiser: GMMDenoiser, points, t, *, n_noise: int = 100, seed:
     >>> training_loss(memorizing_denoiser(data.train), data.train, 0.05).value < 1e-8
     True
     """
-    (v,) = per_draw_losses(points, t, [denoiser], n_noise=n_noise, seed=seed)
+    (v,) = per_draw_losses(points, t, [denoiser], n_noise=n_noise, seed=seed, threads=threads)
     v = v[0]
     t = float(t)  # validated by per_draw_losses
     return LossResult(value=float(v.mean()), se=mc_standard_error(v), t=t, psi=float(grid.psi(t)),
@@ -218,7 +385,7 @@ class ExcessLosses:
 
 
 def gmm_excess_losses(N: int, d: int, K: int, t, Ms, *, sigma2: float = 1.0, n_noise: int = 100,
-                      seed: int = 0, subset: str = "first") -> ExcessLosses:
+                      seed: int = 0, subset: str = "first", threads: int | None = None) -> ExcessLosses:
     """Monte Carlo excess losses of the generalizing and partially memorizing denoisers.
 
     Draws the laboratory data (``sample_gmm(N, d, K, sigma2=sigma2, seed=seed)``), then estimates
@@ -241,6 +408,9 @@ def gmm_excess_losses(N: int, d: int, K: int, t, Ms, *, sigma2: float = 1.0, n_n
         Seed of the data; the noise stream is derived from it.
     subset : {"first", "random"}
         Which points pmem memorizes: the first M (paper) or a seeded random nested subset.
+    threads : int or None
+        Threads to use (>= 1; the result does not depend on it); None applies memlab's thread policy
+        (:mod:`memlab.numerics.threads`).
 
     Returns
     -------
@@ -282,7 +452,7 @@ def gmm_excess_losses(N: int, d: int, K: int, t, Ms, *, sigma2: float = 1.0, n_n
     noise_seed = int(np.random.SeedSequence([seed, 1]).generate_state(1)[0])
     pre = sorted(set(Ms_list) | {N})
     v_mem_all, v_gen = per_draw_losses(data.train, t, [mem, gen], n_noise=n_noise, seed=noise_seed,
-                                       prefixes=[pre, [K]])
+                                       prefixes=[pre, [K]], threads=threads)
     pos = {m: j for j, m in enumerate(pre)}
     v_mem = v_mem_all[pos[N]]
     diff_gen = v_gen[0] - v_mem

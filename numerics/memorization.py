@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import numbers
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,14 +25,21 @@ import numpy as np
 
 from ..theory import checks
 from . import _nn_kernels
+from .threads import blas_threads, numba_parallel, thread_budget, threads_for
 
 __all__ = ["NearestTwo", "nearest_two", "MemorizationResult", "memorization_fraction", "memorized_mask",
            "bootstrap_ci", "find_duplicates", "EMMResult", "estimate_emm"]
 
 DEFAULT_MEMORY_LIMIT = 1 << 30  # 1 GiB of working memory
-_COL_BLOCK = 8192
+_COL_BLOCK = 4096
+_ROW_BLOCK = 2048
+_MEAN_ROWS = 1024  # training rows (evenly spaced) whose mean is the float shift
 _MIN_MEMORY = 1 << 20
 _F32_MAX_SQNORM = 1e36  # float32 GEMM entries stay far from overflow (max ~3.4e38)
+_EXACT_INT = 2 ** 53  # integers float64 represents exactly
+_INT64_LIMIT = 2 ** 63
+_GEMM_FLOPS_PER_THREAD = 5e7  # below two threads' worth the GEMM runs on one thread
+_NORM_ELEMENTS_PER_THREAD = 1 << 20  # and for the squared norms
 
 
 # --------------------------------------------------------------------------------------------------
@@ -94,23 +102,135 @@ def _compute_dtype(dtype, X, Y):
     return dt, False
 
 
-def _exact_view(A, dt):
-    """(GEMM operand, exact operand).  The exact operand holds the true values (the kernel reads them
-    as float64); the GEMM operand is a cast when needed (made block by block by the caller)."""
-    if A.dtype == dt:
-        return A, A
-    if A.dtype.kind in "iu":
-        lim = 1 << (24 if dt == np.float32 else 53)
-        if A.size and int(np.abs(A).max()) > lim:
-            # the cast is not exact: keep the integers as float64 for the exact pass
-            return None, A.astype(np.float64)
-        return None, A
-    return None, A  # float64 data, float32 GEMM: cast per block, exact pass on the float64 values
-
-
 # --------------------------------------------------------------------------------------------------
 # nearest-two search
 # --------------------------------------------------------------------------------------------------
+
+def _column_mean(A, rows: int = 1024) -> np.ndarray:
+    """Float64 column means, summed in row chunks (no full-size float64 copy of ``A``)."""
+    total = np.zeros(A.shape[1])
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflowing sum is replaced by the caller
+        for r0 in range(0, A.shape[0], rows):
+            total += A[r0:r0 + rows].sum(axis=0, dtype=np.float64)
+        return total / A.shape[0]
+
+
+def _as_int64(A):
+    """Integer data as the kernels read them: uint64 as an int64 view (wrap-around differences are exact
+    when the true difference fits in int64), every other integer dtype as it is."""
+    return A.view(np.int64) if A.dtype == np.uint64 else A
+
+
+@dataclass(frozen=True)
+class _Shift:
+    """How the data are shifted for the GEMM pass and read by the exact pass.
+
+    ``mode``: 0 float64 recomputation on the values, 1 float64 on the exact int64 differences, 2 exact
+    int64 (see ``_nn_kernels.scan_row``).  ``cx``, ``cy``: the shift as subtracted from each GEMM operand
+    block (same values; float32 where the subtraction can run in float32), or None when the operand is
+    the data themselves (cast if needed); ``c``: the shift as the norm kernel reads it (float64, or int64
+    for integer data; zeros when not shifted); ``ex``, ``ey``: the original data as the exact pass reads
+    them; ``note`` and ``arithmetic`` describe the choices for the diagnostics.
+    """
+
+    mode: int
+    cx: np.ndarray | None
+    cy: np.ndarray | None
+    c: np.ndarray
+    ex: np.ndarray
+    ey: np.ndarray
+    note: str
+    arithmetic: str
+
+
+def _pays(Y, c, c_sq: float) -> bool:
+    """Whether the shift by ``c`` pays: the error bound scales with the squared norms, so shift when
+    ``||c||^2`` exceeds 8 times the training points' mean squared distance to ``c`` (estimated on at most
+    512 evenly spaced rows), i.e. when it shrinks the bound more than 9-fold.  Below that the saved exact
+    recomputations do not pay for the shifted copies."""
+    rows = Y[::max(1, Y.shape[0] // 512)]
+    with np.errstate(over="ignore", invalid="ignore"):
+        spread = float(np.mean([np.sum(np.subtract(r, c).astype(np.float64) ** 2) for r in rows]))
+    return not (c_sq <= 8.0 * spread)
+
+
+def _shift_plan(X, Y, dt) -> _Shift:
+    """The per-feature shift ``c`` (distances are translation invariant) and the exact arithmetic.
+
+    Float (or mixed) data: ``c`` = the mean of at most ``_MEAN_ROWS`` evenly spaced training rows (any
+    ``c`` keeps the result exact; this one centres well), rounded to float32 when the GEMM runs in float32
+    so that ``x - c`` of float32 data is one float32 rounding.  Integer data: ``c`` = the integer midpoint of
+    each feature's training range, subtracted in exact integer arithmetic.  No shift (``c = 0``) when it
+    would not pay (:func:`_pays`).
+    """
+    if X.dtype.kind in "iu" and Y.dtype.kind in "iu":
+        lo_x, hi_x = X.min(axis=0).astype(object), X.max(axis=0).astype(object)
+        lo_y, hi_y = Y.min(axis=0).astype(object), Y.max(axis=0).astype(object)
+        spread = np.maximum(hi_x, hi_y) - np.minimum(lo_x, lo_y)
+        k = int(np.argmax(spread))
+        if int(spread[k]) >= _INT64_LIMIT:
+            raise ValueError(f"samples and train: integer feature {k} spans {int(spread[k])} (max - min over samples "
+                             f"and train), beyond the exact int64 range; every feature's spread must be below 2^63 "
+                             f"= {_INT64_LIMIT}")
+        ex, ey = _as_int64(X), _as_int64(Y)
+        mid = lo_y + (hi_y - lo_y) // 2
+        c = np.array([int(v) % (1 << 64) for v in mid], dtype=np.uint64).view(np.int64)
+        total = sum(int(v) * int(v) for v in spread)  # bounds every squared distance
+        if total < _EXACT_INT:
+            mode, arithmetic = 1, "float64 on int64 differences (exact: squared distances below 2^53)"
+        elif total < _INT64_LIMIT:
+            mode, arithmetic = 2, "int64 (exact)"
+        else:
+            mode, arithmetic = 1, "float64 on int64 differences"
+        wraps = any(A.dtype == np.uint64 and A.size and int(A.max()) >= _INT64_LIMIT for A in (X, Y))
+        if wraps or _pays(ey, c, sum(float(v) ** 2 for v in mid)):  # (the int64 views need the shift)
+            return _Shift(mode, c, c, c, ex, ey, "integer midpoint of each training feature's range", arithmetic)
+        zero = np.zeros(X.shape[1], dtype=np.int64)
+        return _Shift(mode, None, None, zero, ex, ey, "none (offset small against the spread)", arithmetic)
+    for name, A in (("samples", X), ("train", Y)):
+        if A.dtype.kind in "iu" and A.size:
+            big = max(abs(int(A.max())), abs(int(A.min())))
+            if big > _EXACT_INT:
+                other = "train" if name == "samples" else "samples"
+                raise ValueError(f"{name} holds integers up to |value| = {big}, beyond 2^53 = {_EXACT_INT}, while "
+                                 f"{other} is floating point: float64 cannot represent them exactly; pass both as "
+                                 f"integer arrays (exact integer arithmetic) or keep |{name}| <= 2^53")
+    c = _column_mean(Y[::max(1, Y.shape[0] // _MEAN_ROWS)])  # any c is exact; a sampled mean centres well
+    if not np.all(np.isfinite(c)):  # the sum overflowed (values near the float64 limit): the range's midpoint
+        c = 0.5 * Y.min(axis=0).astype(np.float64) + 0.5 * Y.max(axis=0).astype(np.float64)
+    with np.errstate(over="ignore"):
+        c_sq = float(np.sum(c * c))
+    if not _pays(Y, c, c_sq):
+        return _Shift(0, None, None, np.zeros(X.shape[1]), X, Y, "none (offset small against the spread)", "float64")
+    f32 = dt == np.float32 and bool(np.all(np.abs(c) <= np.finfo(np.float32).max))
+    if f32:
+        c = c.astype(np.float32).astype(np.float64)  # exactly representable in float32
+        c32 = c.astype(np.float32)
+    cx = c32 if f32 and X.dtype != np.float64 else c
+    cy = c32 if f32 and Y.dtype != np.float64 else c
+    return _Shift(0, cx, cy, c, X, Y, "training mean" + (" (float32-rounded)" if f32 else ""), "float64")
+
+
+def _gamma(D: int, u: float) -> float:
+    """Certified relative error constant of the shifted expansion (docs/theory/memorization_metrics.md §2).
+
+    ``|q - fl(e)| <= gamma (||x'|| + ||y'||)^2 + eta`` for ``q`` the expansion on the shifted, cast data and
+    ``fl(e)`` the float64 recomputation on the original data, with ``g(n, r) = n r / (1 - n r)``:
+    GEMM operands off the exactly shifted values by ``ut = u + v + u v`` each (one float64 rounding of the
+    shift, one cast), the dot product ``g(D, u)``, the float64 norms ``g(D + 3, v)``, the assembly of ``q``
+    and of the tests against it (at most 12 roundings, each of a quantity below 2 s^2: ``g(24, v)``), the
+    recomputation ``g(D + 2, v)``; ``v = 2^-53``.  The factor 1.01 covers the rounding of the computed
+    norms' square roots and of ``gamma`` itself.
+    """
+    v = 2.0 ** -53
+
+    def g(n, r):
+        return n * r / (1.0 - n * r)
+
+    ut = u + v + u * v
+    cross = 2.0 * ut + ut * ut + g(D, u) * (1.0 + ut) ** 2
+    return 1.01 * (cross + g(D + 3, v) + g(24, v) + g(D + 2, v))
+
 
 @dataclass(frozen=True)
 class NearestTwo:
@@ -127,8 +247,10 @@ class NearestTwo:
     dtype : str
         Precision of the GEMM pass (``"float32"`` or ``"float64"``).
     diagnostics : dict
-        ``n_exact`` (entries recomputed exactly), ``block`` (rows, columns), ``memory_limit``,
-        ``working_bytes`` (largest working set), ``gamma`` (certified relative error constant).
+        ``n_exact`` (entries recomputed exactly), ``exact_per_sample``, ``block`` (rows, columns),
+        ``memory_limit``, ``working_bytes`` (largest working set), ``gamma`` (certified relative error
+        constant), ``shift`` (what was subtracted before the GEMM), ``arithmetic`` (of the exact pass:
+        see :func:`nearest_two` Notes), ``threads`` (GEMM + scan workers, each with single-threaded BLAS).
     """
 
     d1: np.ndarray
@@ -144,38 +266,97 @@ class NearestTwo:
                 f"median d2={np.median(self.d2):.4g}, n_exact={self.diagnostics.get('n_exact')})")
 
 
-def _blocks(S, N, D, item, cast_rows, cast_cols, memory_limit):
+def _split(S, N, n, by_rows):
+    """Each worker's (rows, columns): ``n`` near-equal contiguous ranges of the samples (``by_rows``) or
+    of the training points."""
+    cuts = [int(v) for v in np.linspace(0, S if by_rows else N, n + 1)]
+    if by_rows:
+        return [((cuts[w], cuts[w + 1]), (0, N)) for w in range(n)]
+    return [((0, S), (cuts[w], cuts[w + 1])) for w in range(n)]
+
+
+def _by_rows(S, N, n, copy_y):
+    """Split the samples when the training blocks need no copy (each worker then reads them in place,
+    and its running threshold sees every training point), or when there are more samples; otherwise
+    split the training set (each worker shifts only its own part)."""
+    return S >= 64 * n and (not copy_y or S > N)
+
+
+def _blocks(S, N, D, item, state, memory_limit, n_work=1, copy_x=True, copy_y=True, by_rows=False, fixed=0):
     """Row and column block sizes whose working set fits ``memory_limit`` bytes.
 
-    Working set: the G block (b c item), cast copies of the current blocks (b D item, c D item when the
-    inputs need a cast) and the per-sample state (S * 48 bytes: q1, q2, i1, i2, norms).
+    Working set: per worker its G block (b c item), its shifted (or cast) copy of the current training
+    block (c D item, when ``copy_y``), of its samples block (b D item, when ``copy_x`` and the samples are
+    not shifted whole) and its running state (``state`` bytes); plus ``fixed`` bytes (norms, bound terms)
+    and, when ``copy_x`` and they fit, all S shifted samples (shared, shifted once).  Blocks stay at most
+    ``_ROW_BLOCK x _COL_BLOCK``: large enough for full GEMM speed, small enough that the scan reads G
+    from cache and the process touches little new memory.  Returns ``(b, c, whole, bytes)``.
     """
-    state = S * 48 + N * 24
-    budget = memory_limit - state
-    c = min(N, _COL_BLOCK)
+    rows, cols = _split(S, N, n_work, by_rows)[0]
+    Sw, Nw = rows[1] - rows[0], cols[1] - cols[0]
+    budget = memory_limit - n_work * state - fixed
+    c = min(Nw, _COL_BLOCK)
+    row_copy = D * item if copy_x else 0
     while c >= 1:
-        col_cost = c * D * item if cast_cols else 0
-        per_row = c * item + (D * item if cast_rows else 0)
+        col_cost = n_work * (c * D * item if copy_y else 0)
+        per_row = n_work * (c * item + row_copy)
         b = (budget - col_cost) // per_row if budget > col_cost else 0
-        if b >= min(S, 64) or (c == 1 and b >= 1):
-            b = int(min(S, b))
-            work = state + b * c * item + col_cost + (b * D * item if cast_rows else 0)
-            return b, c, work
+        if b >= min(Sw, 64) or (c == 1 and b >= 1):
+            b = int(min(Sw, b, _ROW_BLOCK))
+            g_cost = n_work * b * c * item
+            whole = copy_x and S * D * item + g_cost + col_cost <= budget
+            x_cost = S * D * item if whole else n_work * b * row_copy
+            return b, c, whole, fixed + n_work * state + g_cost + col_cost + x_cost
         c //= 2
     raise ValueError(f"memory_limit = {memory_limit} bytes is too small for S = {S} samples, N = {N} training "
-                     f"points in D = {D}: the per-sample state alone needs {state} bytes; raise memory_limit")
+                     f"points in D = {D}: the per-point state alone needs {fixed + n_work * state} bytes; raise "
+                     f"memory_limit")
 
 
-def nearest_two(samples, train, *, dtype=None, memory_limit: int = DEFAULT_MEMORY_LIMIT) -> NearestTwo:
+def _two_smallest(vals, idx):
+    """Per row, the positions of the two smallest ``(value, index)`` pairs (ties to the lower index)."""
+    order = np.argsort(idx, axis=1, kind="stable")
+    order = np.take_along_axis(order, np.argsort(np.take_along_axis(vals, order, axis=1), axis=1, kind="stable"),
+                               axis=1)
+    return order[:, :2]
+
+
+def _sqnorms(A, c, threads):
+    """Float64 squared norms of the rows of ``A - c`` (numba threads for large inputs)."""
+    out = np.empty(A.shape[0])
+    n = threads_for(A.size, _NORM_ELEMENTS_PER_THREAD, threads)
+    if n > 1:
+        with numba_parallel(n):
+            _nn_kernels.shifted_sqnorms_parallel(A, c, out)
+    else:
+        _nn_kernels.shifted_sqnorms(A, c, out)
+    return out
+
+
+def _operand(A, exact, shift, r0, r1, out):
+    """Rows ``r0:r1`` of a GEMM operand written into ``out`` (shape ``(r1 - r0, D)``): ``exact - shift``
+    (integers in exact wrap-around int64, then one rounding) or, without a shift, ``A`` cast."""
+    if shift is None:
+        np.copyto(out, A[r0:r1], casting="unsafe")
+    else:
+        np.subtract(exact[r0:r1], shift, out=out, casting="unsafe")
+    return out
+
+
+def nearest_two(samples, train, *, dtype=None, memory_limit: int = DEFAULT_MEMORY_LIMIT,
+                threads: int | None = None) -> NearestTwo:
     """Exact nearest and second-nearest training points of every sample by blocked GEMM.
 
-    Squared distances are expanded as ``||x||^2 + ||y||^2 - 2 x.y`` with the dot products from BLAS
-    (float32 or float64), block by block so the working memory stays under ``memory_limit``.  The
-    expansion cancels when ``d1 << ||x||`` (memorized samples); every entry whose certified lower bound
-    ``q - gamma (||x|| + ||y||)^2`` could beat the current second-nearest distance is recomputed from
-    its difference vector in float64 (``gamma = 1.01 (D + 8) u / (1 - (D + 8) u)``, ``u`` the GEMM unit
-    roundoff: the worst-case bound of a length-D dot product plus the input cast).  The result is
-    therefore exact: equal to a brute-force float64 computation.
+    When the data sit far from the origin compared with their spread, both point sets are first shifted
+    by one per-feature vector ``c`` (distances are translation invariant): the training mean for float
+    data (from at most 1,024 evenly spaced rows), the integer midpoint of each feature's training range for
+    integer data; otherwise ``c = 0``.  Squared distances are expanded as ``||x'||^2 + ||y'||^2 - 2 x'.y'``
+    on ``x' = x - c`` with the dot products from BLAS (float32 or float64), block by block so the working
+    memory stays under ``memory_limit``.  The expansion cancels when ``d1 << ||x'||`` (memorized samples);
+    every entry whose certified lower bound ``q - gamma (||x'|| + ||y'||)^2`` could beat the current
+    second-nearest distance is recomputed from its difference vector on the ORIGINAL values.  The result
+    is therefore exact, and independent of the shift: equal to a brute-force computation on the original
+    data (float64, or exact integers; see Notes).
 
     Parameters
     ----------
@@ -185,10 +366,18 @@ def nearest_two(samples, train, *, dtype=None, memory_limit: int = DEFAULT_MEMOR
         Training set.
     dtype : {None, "float32", "float64"}
         Precision of the GEMM pass.  Default: float32 when both inputs are float32 or small integers
-        (uint8 images), else float64.  The exact pass is always float64 on the original values.
+        (uint8 images), else float64.  The exact pass always reads the original values.
     memory_limit : int
-        Bound in bytes on the working memory (blocks, casts and per-sample state; the inputs themselves
-        are not counted).  Default 1 GiB.
+        Bound in bytes on the working memory (blocks, shifted copies and per-point state; the inputs
+        themselves are not counted).  Default 1 GiB.
+    threads : int or None
+        Worker threads; None applies the package's policy (:func:`memlab.numerics.threads.thread_budget`:
+        ``MEMLAB_NUM_THREADS``, the usual ``*_NUM_THREADS`` variables, CPU affinity and quota, a Dask
+        worker's share).  Each worker runs the GEMM and the scan of its share of the samples (or of the
+        training points, when the training blocks must be copied and are more) with BLAS pinned to one
+        thread, so no thread pool spins idle while another works; the squared norms use a numba parallel
+        region.  Small problems run on one
+        thread.  The result does not depend on it.
 
     Returns
     -------
@@ -198,19 +387,54 @@ def nearest_two(samples, train, *, dtype=None, memory_limit: int = DEFAULT_MEMOR
     ------
     ValueError
         Empty samples, fewer than two training points, different feature dimensions, NaN or inf,
-        memory_limit below 1 MiB or too small for the per-sample state, float32 overflow risk.
+        memory_limit below 1 MiB or too small for the per-sample state, float32 overflow risk, squared
+        distances beyond float64's range, integers beyond 2^53 mixed with floating-point data, integer
+        features spanning 2^63 or more.
     TypeError
-        Non-numeric input or an unknown dtype.
+        Non-numeric input, an unknown dtype, a non-integer ``threads``.
+
+    Notes
+    -----
+    Error bound: with ``u`` the GEMM unit roundoff, ``v = 2^-53``, ``g(n, r) = n r / (1 - n r)`` and
+    ``ut = u + v + u v`` (one rounding of the shift, one cast),
+    ``gamma = 1.01 [2 ut + ut^2 + g(D, u) (1 + ut)^2 + g(D + 3, v) + g(24, v) + g(D + 2, v)]``
+    (about ``1.01 (D + 2) u`` in float32) bounds ``|q - fl(e)| / (||x'|| + ||y'||)^2`` between the expansion
+    ``q`` on the shifted, cast data and the float64 recomputation ``fl(e)`` on the original data (terms:
+    operand casts and dot product, float64 norms, assembly of ``q`` and of the tests, recomputation).  An
+    entry is skipped only when ``q - gamma s^2 - eta`` exceeds an exact distance already found, so the
+    shift changes which entries are recomputed, never the result.  The shift matters for speed: the bound
+    scales with ``||x - c||^2`` instead of ``||x||^2`` (data at 300 + U(0, 1) in D = 3072: every entry
+    recomputed without it, a few per sample with it).  It is applied when ``||c||^2`` exceeds 8 times the
+    training points' mean squared distance to ``c`` (the bound shrinks more than 9-fold); below that the
+    saved recomputations do not pay for the shifted copies (uniform 0-255 pixels: ratio 3, not shifted).
+
+    Exact arithmetic: float data are recomputed in float64 from the original values (8 lanes in a fixed
+    order, so the same on every machine).  When both inputs are integers, differences are taken in int64
+    (wrap-around, exact because every feature's spread ``max - min`` over samples and train is below 2^63).
+    With ``M`` the sum over features of the squared spreads, which bounds every squared distance: below
+    2^53 (always for 8- and 16-bit images) float64 arithmetic on the differences is exact; below 2^63
+    (e.g. int64 data near 2^60 with a small spread) the squared distances are exact int64 integers,
+    compared exactly and reported as float64 (rounded to nearest above 2^53); otherwise the exact
+    differences are squared and summed in float64.  Integers beyond 2^53 mixed with floating-point data are
+    refused.  ``diagnostics["arithmetic"]`` says which applied.
+
+    Cost: ``2 S N D`` multiply-adds in the GEMM, one pass over the G block per block (a few operations per
+    entry), ``O(D)`` per recomputed entry (a handful per sample when the data are spread;
+    ``diagnostics["exact_per_sample"]``), one pass over the data for the squared norms and, when shifted,
+    the shifted copies (one per block).
 
     References
     ----------
-    docs/theory/memorization_metrics.md §2 (GEMM expansion, exact recomputation of the top candidates).
+    docs/theory/memorization_metrics.md §2 (shifted GEMM expansion, certified bound, exact recomputation).
 
     Examples
     --------
     >>> nt = nearest_two([[0.0, 0.1]], [[0.0, 0.0], [5.0, 0.0], [0.0, 1.0]])
     >>> nt.index.tolist(), float(round(nt.d1[0], 12)), float(round(nt.d2[0], 12))
     ([[0, 2]], 0.1, 0.9)
+    >>> big = 2 ** 60   # beyond float64's integers: the exact int64 pass still tells 1 from 2
+    >>> nearest_two(np.array([[big]]), np.array([[big + 2], [big + 1], [big + 100]])).sq1.tolist()
+    [1.0]
     """
     X, Y = _pair(samples, train)
     dt, auto = _compute_dtype(dtype, X, Y)
@@ -219,55 +443,121 @@ def nearest_two(samples, train, *, dtype=None, memory_limit: int = DEFAULT_MEMOR
     memory_limit = int(memory_limit)
     if memory_limit < _MIN_MEMORY:
         raise ValueError(f"memory_limit must be >= {_MIN_MEMORY} bytes (1 MiB; got {memory_limit})")
+    thread_budget(threads)  # validates threads before any work
     S, D = X.shape
     N = Y.shape[0]
 
-    w = np.random.default_rng(12345).standard_normal(D)
-    nx = np.empty(S)
-    ny = np.empty(N)
-    hx = np.empty(S)
-    hy = np.empty(N)
-    _nn_kernels.row_stats(X, w, nx, hx)
-    _nn_kernels.row_stats(Y, w, ny, hy)
+    plan = _shift_plan(X, Y, dt)
+    nx = _sqnorms(plan.ex, plan.c, threads)
+    ny = _sqnorms(plan.ey, plan.c, threads)
+    if not (np.all(np.isfinite(nx)) and np.all(np.isfinite(ny))):
+        raise ValueError("samples and train: squared distances overflow float64 (values up to "
+                         f"{max(np.abs(plan.ex).max(), np.abs(plan.ey).max()):.3g}); rescale both by one "
+                         "factor (the nearest-two indices and the memorization rule do not change)")
     if dt == np.float32 and max(nx.max(), ny.max()) > _F32_MAX_SQNORM:
         if not auto:
-            raise ValueError(f"dtype='float32' would overflow: squared norms reach {max(nx.max(), ny.max()):.3g} "
-                             f"(> {_F32_MAX_SQNORM:g}); use dtype='float64'")
+            raise ValueError(f"dtype='float32' would overflow: squared norms of the (shifted) data reach "
+                             f"{max(nx.max(), ny.max()):.3g} (> {_F32_MAX_SQNORM:g}); use dtype='float64'")
         dt = np.dtype(np.float64)
-    gx, ex = _exact_view(X, dt)
-    gy, ey = _exact_view(Y, dt)
+        plan = _shift_plan(X, Y, dt)
+        nx = _sqnorms(plan.ex, plan.c, threads)
+        ny = _sqnorms(plan.ey, plan.c, threads)
     item = dt.itemsize
-    b, c, work = _blocks(S, N, D, item, gx is None, gy is None, memory_limit)
+    exact_int = plan.mode == 2
+    state = S * (48 if exact_int else 32)  # per worker: running neighbours
+    fixed = S * 16 + N * 32 + D * 24  # norms and their roots, bound terms, shift
+    copy_x = not (plan.cx is None and X.dtype == dt)
+    copy_y = not (plan.cy is None and Y.dtype == dt)
+    n_work = max(1, min(threads_for(2.0 * S * N * D, _GEMM_FLOPS_PER_THREAD, threads), max(S, N)))
+    by_rows = _by_rows(S, N, n_work, copy_y)
+    try:
+        b, c, x_whole, work = _blocks(S, N, D, item, state, memory_limit, n_work, copy_x, copy_y, by_rows, fixed)
+    except ValueError:
+        if n_work == 1:
+            raise
+        n_work, by_rows = 1, False  # the budget holds one worker's blocks only
+        b, c, x_whole, work = _blocks(S, N, D, item, state, memory_limit, 1, copy_x, copy_y, False, fixed)
 
     u = 2.0 ** -24 if dt == np.float32 else 2.0 ** -53
-    m = D + 8
-    gamma = 1.01 * m * u / (1.0 - m * u)
+    gamma = _gamma(D, u)
     eta = 4.0 * D * float(np.finfo(dt).tiny) * 8  # subnormal products: absolute error floor
     sx = np.sqrt(nx)
     sy = np.sqrt(ny)
-    q1 = np.full(S, np.inf)
-    q2 = np.full(S, np.inf)
-    i1 = np.full(S, -1, dtype=np.int64)
-    i2 = np.full(S, -1, dtype=np.int64)
-    n_exact = 0
-    gbuf = np.empty(b * c, dtype=dt)  # one G buffer for every block (no second copy while BLAS writes)
-    for c0 in range(0, N, c):
-        c1 = min(N, c0 + c)
-        Yb = gy[c0:c1] if gy is not None else Y[c0:c1].astype(dt)
-        YbT = Yb.T
-        for r0 in range(0, S, b):
-            r1 = min(S, r0 + b)
-            Xb = gx[r0:r1] if gx is not None else X[r0:r1].astype(dt)
-            G = gbuf[:(r1 - r0) * (c1 - c0)].reshape(r1 - r0, c1 - c0)
-            np.matmul(Xb, YbT, out=G)
-            n_exact += _nn_kernels.scan_block(G, ex, ey, r0, c0, nx, ny, sx, sy, gamma, eta, q1, i1, q2, i2)
+    A = (1.0 - gamma) * ny  # per-column terms of the bound (see _nn_kernels.scan_row)
+    B = (2.0 * gamma) * sy
+    xs = None
+    if x_whole:  # the samples are shifted (or cast) once, not once per column block
+        xs = np.empty((S, D), dtype=dt)
+
+    def worker(task):
+        """GEMM + scan of one worker's rows x columns, single-threaded BLAS and numba (no pool spins)."""
+        (r_lo, r_hi), (c_lo, c_hi) = task
+        st = {"i1": np.full(S, -1, dtype=np.int64), "i2": np.full(S, -1, dtype=np.int64),
+              "q1": np.full(S, np.inf), "q2": np.full(S, np.inf),
+              "k1": np.full(S if exact_int else 1, _nn_kernels.INT_INF, dtype=np.int64),
+              "k2": np.full(S if exact_int else 1, _nn_kernels.INT_INF, dtype=np.int64), "n": 0}
+        gbuf = np.empty(b * c, dtype=dt)  # one G buffer for every block (no second copy while BLAS writes)
+        ybuf = np.empty(c * D, dtype=dt) if copy_y else None
+        xbuf = np.empty(b * D, dtype=dt) if copy_x and not x_whole else None
+        for c0 in range(c_lo, c_hi, c):
+            c1 = min(c_hi, c0 + c)
+            if copy_y:
+                Yb = _operand(Y, plan.ey, plan.cy, c0, c1, ybuf[:(c1 - c0) * D].reshape(-1, D))
+            else:
+                Yb = Y[c0:c1]
+            sy_max = float(sy[c0:c1].max())
+            for r0 in range(r_lo, r_hi, b):
+                r1 = min(r_hi, r0 + b)
+                if not copy_x:
+                    Xb = X[r0:r1]
+                elif x_whole:
+                    Xb = xs[r0:r1]
+                else:
+                    Xb = _operand(X, plan.ex, plan.cx, r0, r1, xbuf[:(r1 - r0) * D].reshape(-1, D))
+                G = gbuf[:(r1 - r0) * (c1 - c0)].reshape(r1 - r0, c1 - c0)
+                np.matmul(Xb, Yb.T, out=G)
+                st["n"] += _nn_kernels.scan_block(G, plan.ex, plan.ey, r0, c0, nx, ny, sx, A, B, sy_max, gamma,
+                                                  eta, plan.mode, st["q1"], st["i1"], st["q2"], st["i2"],
+                                                  st["k1"], st["k2"])
+        return st
+
+    tasks = _split(S, N, n_work, by_rows)
+    with blas_threads(1):
+        if n_work == 1:
+            if x_whole:
+                _operand(X, plan.ex, plan.cx, 0, S, xs)
+            states = [worker(tasks[0])]
+        else:
+            with ThreadPoolExecutor(n_work) as pool:
+                if x_whole:
+                    cuts = [int(v) for v in np.linspace(0, S, n_work + 1)]
+                    list(pool.map(lambda w: _operand(X, plan.ex, plan.cx, cuts[w], cuts[w + 1],
+                                                     xs[cuts[w]:cuts[w + 1]]), range(n_work)))
+                states = list(pool.map(worker, tasks))
+    n_exact = sum(st["n"] for st in states)
+    i1, i2 = states[0]["i1"], states[0]["i2"]
+    key = "k" if exact_int else "q"
+    q1, q2 = states[0][key + "1"], states[0][key + "2"]
+    if len(states) > 1:  # each worker found the exact two nearest among its columns (or rows): merge
+        vals = np.stack([v for st in states for v in (st[key + "1"], st[key + "2"])], axis=1)
+        idx = np.stack([v for st in states for v in (st["i1"], st["i2"])], axis=1)
+        idx_key = np.where(idx < 0, np.iinfo(np.int64).max, idx)
+        order = _two_smallest(vals, idx_key)
+        q1, q2 = np.take_along_axis(vals, order, axis=1).T
+        i1, i2 = np.take_along_axis(idx, order, axis=1).T
+        q1, q2, i1, i2 = (np.ascontiguousarray(a) for a in (q1, q2, i1, i2))
+    if exact_int:
+        q1 = q1.astype(np.float64)  # exact integers, rounded to nearest above 2^53
+        q2 = q2.astype(np.float64)
     if np.any(i2 < 0) or not np.all(np.isfinite(q2)):  # pragma: no cover - guarded by N >= 2
         raise RuntimeError("nearest_two: internal error, a sample has no second neighbour "
                            f"(S={S}, N={N}, D={D}, dtype={dt})")
     return NearestTwo(d1=np.sqrt(q1), d2=np.sqrt(q2), index=np.stack([i1, i2], axis=1), sq1=q1, sq2=q2,
                       dtype=str(dt), diagnostics={"n_exact": int(n_exact), "exact_per_sample": n_exact / S,
                                                   "block": (b, c), "memory_limit": memory_limit,
-                                                  "working_bytes": int(work), "gamma": gamma})
+                                                  "working_bytes": int(work), "gamma": gamma,
+                                                  "shift": plan.note, "arithmetic": plan.arithmetic,
+                                                  "threads": n_work})
 
 
 # --------------------------------------------------------------------------------------------------
@@ -411,7 +701,7 @@ class MemorizationResult:
 
 def memorization_fraction(samples, train, *, k: float = 1.0 / 3.0, n_boot: int = 1000, seed: int = 0,
                           level: float = 0.95, dedupe: bool = False, dtype=None,
-                          memory_limit: int = DEFAULT_MEMORY_LIMIT) -> MemorizationResult:
+                          memory_limit: int = DEFAULT_MEMORY_LIMIT, threads: int | None = None) -> MemorizationResult:
     """Memorization fraction of generated samples with the nearest / second-nearest rule.
 
     A sample ``x`` is memorized iff ``||x - a^(1)|| < k ||x - a^(2)||`` (strict; tested as
@@ -438,6 +728,9 @@ def memorization_fraction(samples, train, *, k: float = 1.0 / 3.0, n_boot: int =
         (as in Gu et al.); a warning says how many duplicates there are.
     dtype, memory_limit
         Passed to :func:`nearest_two`.
+    threads : int or None
+        Threads of the nearest-two search (passed to :func:`nearest_two`; None: the package's thread
+        policy, :func:`memlab.numerics.threads.thread_budget`).  The result does not depend on it.
 
     Returns
     -------
@@ -465,6 +758,7 @@ def memorization_fraction(samples, train, *, k: float = 1.0 / 3.0, n_boot: int =
     level = float(level)
     if not (0.0 < level < 1.0):
         raise ValueError(f"level must lie in the open interval (0, 1) (got {level!r})")
+    thread_budget(threads)  # validates threads before any work
     X, Y = _pair(samples, train)
     N = Y.shape[0]
     dups = find_duplicates(Y)
@@ -480,7 +774,7 @@ def memorization_fraction(samples, train, *, k: float = 1.0 / 3.0, n_boot: int =
         warnings.warn(f"train contains {dups.size} exact duplicate row(s): samples on a duplicated point have "
                       f"d1 = d2 and count as not memorized (Gu et al.); pass dedupe=True (CLI --dedupe) "
                       f"to drop them", UserWarning, stacklevel=2)
-    nt = nearest_two(X, Y, dtype=dtype, memory_limit=memory_limit)
+    nt = nearest_two(X, Y, dtype=dtype, memory_limit=memory_limit, threads=threads)
     idx = nt.index if keep is None else keep[nt.index]
     mem = memorized_mask(nt.sq1, nt.sq2, k)
     frac = float(mem.mean())

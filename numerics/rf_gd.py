@@ -30,6 +30,7 @@ from numba import njit
 
 from ..theory import checks
 from .rf_matrices import TrueFeatureMatrices
+from .threads import blas_threads, thread_budget
 
 __all__ = ["GDResult", "simulate_gd", "stability_bound", "exact_losses", "gd_exact_steps", "gd_fresh_steps"]
 
@@ -125,7 +126,7 @@ def _save(path, **arrays):
 
 
 def simulate_gd(mats: TrueFeatureMatrices, tau, *, delta_tau=None, noise="exact", seed=None, checkpoint=None,
-                checkpoint_every_s=30.0) -> GDResult:
+                checkpoint_every_s=30.0, threads: int | None = None) -> GDResult:
     """Full-batch GD from ``B = 0`` logged at the training times ``tau`` (docs/theory/random_features.md §2).
 
     Parameters
@@ -144,12 +145,20 @@ def simulate_gd(mats: TrueFeatureMatrices, tau, *, delta_tau=None, noise="exact"
     checkpoint : str or path, optional
         ``.npz`` file written atomically at most every ``checkpoint_every_s`` seconds; an existing
         checkpoint for the same run is resumed and gives the same numbers as an uninterrupted run.
+    threads : int, optional
+        BLAS threads of the steps; default the package's thread policy
+        (:func:`memlab.numerics.threads.thread_budget`).
 
     Raises
     ------
     ValueError
         Bad ``tau``, ``noise``, or ``delta_tau`` at/above the stability bound.
     """
+    with blas_threads(thread_budget(threads).n):
+        return _simulate(mats, tau, delta_tau, noise, seed, checkpoint, checkpoint_every_s)
+
+
+def _simulate(mats, tau, delta_tau, noise, seed, checkpoint, checkpoint_every_s):
     if not isinstance(mats, TrueFeatureMatrices):
         raise TypeError(f"mats must be TrueFeatureMatrices (got {type(mats).__name__})")
     if noise not in ("exact", "fresh"):

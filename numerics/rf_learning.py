@@ -17,13 +17,13 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import brentq
 
-from ..theory import checks
 from ..theory import timescales as ts
 from ..theory.rf_model import RFModel
 from .rf_curves import LearningCurves, closed_form_curves, eigen_model, asymptotic_train_loss, validate_tau
 from .rf_gd import simulate_gd
 from .rf_matrices import gep_matrices, true_feature_matrices
 from .rf_spectrum import rf_spectrum
+from .threads import blas_threads, thread_budget
 
 __all__ = ["rf_learning_curves", "rf_phase_diagram", "PhaseDiagram", "METHODS"]
 
@@ -37,7 +37,8 @@ def _check_model(model):
     return model
 
 
-def rf_learning_curves(model: RFModel, tau, *, method="gep", delta_tau=None, noise="exact") -> LearningCurves:
+def rf_learning_curves(model: RFModel, tau, *, method="gep", delta_tau=None, noise="exact",
+                       threads: int | None = None) -> LearningCurves:
     """Learning curves of the random-features score model trained by gradient flow/descent from ``A = 0``.
 
     Parameters
@@ -60,6 +61,9 @@ def rf_learning_curves(model: RFModel, tau, *, method="gep", delta_tau=None, noi
         GD step (``"gd"`` only); default ``1e-2 psi_p / Delta_t``; must be below ``psi_p/(Delta_t lambda_max)``.
     noise : {"exact", "fresh"}
         GD noise: exact expectation (``m = infinity``) or one fresh draw per point per step.
+    threads : int, optional
+        Threads for BLAS and numba; default the package's thread policy
+        (:func:`memlab.numerics.threads.thread_budget`).
 
     Returns
     -------
@@ -83,13 +87,19 @@ def rf_learning_curves(model: RFModel, tau, *, method="gep", delta_tau=None, noi
     >>> float(c.train[0]), bool(c.gen[-1] > 0)
     (1.0, True)
     """
+    budget = thread_budget(threads).n
+    with blas_threads(budget):
+        return _learning_curves(model, tau, method, delta_tau, noise, budget)
+
+
+def _learning_curves(model, tau, method, delta_tau, noise, threads):
     _check_model(model)
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(METHODS)} (got {method!r})")
     tau = validate_tau(tau)
     t0 = time.perf_counter()
     if method == "asymptotic":
-        spec = rf_spectrum(model)
+        spec = rf_spectrum(model, threads=threads)
         c = spec.constants
         train = asymptotic_train_loss(spec, tau)
         floor = 1.0 - c.delta_t / c.gamma2
@@ -114,7 +124,8 @@ def rf_learning_curves(model: RFModel, tau, *, method="gep", delta_tau=None, noi
             if np.any(~np.isfinite(tau)):
                 raise ValueError("tau must be finite for method='gd' (a simulation cannot reach tau = inf)")
             zero = tau == 0                      # tau = 0 is B = 0: both losses are exactly 1
-            g = simulate_gd(mats, tau[~zero], delta_tau=delta_tau, noise=noise) if np.any(~zero) else None
+            g = (simulate_gd(mats, tau[~zero], delta_tau=delta_tau, noise=noise, threads=threads)
+                 if np.any(~zero) else None)
             ones = np.ones(int(zero.sum()))
             tau = np.concatenate([0.0 * ones] + ([g.tau] if g else []))
             train = np.concatenate([ones] + ([g.train] if g else []))

@@ -215,6 +215,9 @@ _CONTROLLER: list = []
 def _controller():
     """The threadpoolctl controller of the BLAS/OpenMP libraries loaded in this process (built once)."""
     if not _CONTROLLER:
+        # numba's np.dot calls scipy's BLAS (scipy.linalg.cython_blas), a library of its own: load it before the
+        # controller lists the libraries, or a limit would miss the BLAS that numba kernels use
+        import scipy.linalg.cython_blas  # noqa: F401
         from threadpoolctl import ThreadpoolController
 
         _CONTROLLER.append(ThreadpoolController())

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from memlab.numerics.gmm import (GMMDenoiser, eps_to_x0, exp_nonpositive, generalizing_denoiser, gmm_denoiser,
                                  memorizing_denoiser, pmem_denoiser, sample_gmm, x0_to_eps)
-from memlab.numerics.losses import gmm_excess_losses, per_draw_losses, training_loss
+from memlab.numerics.losses import gmm_excess_losses, per_draw_losses, standard_normal_draws, training_loss
 from memlab.numerics.sampler import ddim_sample
 from memlab.theory import grid
 
@@ -280,3 +280,119 @@ def test_losses_reject_a_denoiser_of_another_schedule():
         training_loss(optimal_denoiser(data.train, "edm"), data.train, 0.3)
     assert training_loss(optimal_denoiser(data.train), data.train, 0.3).value == \
         training_loss(memorizing_denoiser(data.train), data.train, 0.3).value
+
+
+# ----------------------------------------------------------------------------------- parallel paths, threads=
+def _numpy_losses(x0, z, mu, t, sigma2):
+    """Independent reference: difference-vector distances, max-shifted softmax (numpy, float64)."""
+    a = np.sqrt(1 - t * t)
+    D = a * a * sigma2 + t * t
+    X = (a * x0[:, None, :] + t * z).reshape(-1, x0.shape[1])
+    d2 = ((X[:, None, :] - a * mu[None]) ** 2).sum(axis=2)
+    w = -d2 / (2 * D)
+    p = np.exp(w - w.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    xbar = a * sigma2 / D * X + t * t / D * (p @ mu)
+    return ((xbar - np.repeat(x0, z.shape[1], axis=0)) ** 2).sum(axis=1)
+
+
+@pytest.mark.parametrize("t", [0.001, 0.2, 0.36028, 0.52, 0.72, 0.999])
+def test_parallel_losses_equal_serial_and_numpy(t):
+    """threads=1 and threads=2, 3 give the same bits (each row block is computed the same way on any thread);
+    both match the numpy reference on the same draws, prefix segments included."""
+    data = sample_gmm(90, 24, 3, seed=21)
+    mem = memorizing_denoiser(data.train)
+    gen = generalizing_denoiser(data)
+    pre = [5, 40, 63, 90]
+    kw = dict(n_noise=12, seed=17, prefixes=[pre, [3]])  # 1080 rows: several row blocks per thread
+    v1 = per_draw_losses(data.train, t, [mem, gen], threads=1, **kw)
+    for threads in (2, 3):
+        vp = per_draw_losses(data.train, t, [mem, gen], threads=threads, **kw)
+        for a, b in zip(v1, vp):
+            np.testing.assert_array_equal(a, b)
+    z = np.random.default_rng(17).standard_normal((90, 12, 24))
+    scale = (data.train ** 2).sum(axis=1).max()  # ||x0||^2: the losses' natural scale (tiny ones are rounding)
+    for j, m in enumerate(pre):
+        ref = _numpy_losses(data.train, z, data.train[:m], t, 0.0)
+        np.testing.assert_allclose(v1[0][j].ravel(), ref, rtol=1e-11, atol=1e-13 * scale)
+    ref = _numpy_losses(data.train, z, data.means, t, data.sigma2)
+    np.testing.assert_allclose(v1[1][0].ravel(), ref, rtol=1e-11, atol=1e-13 * scale)
+
+
+def test_threads_argument_of_the_loss_functions():
+    data = sample_gmm(60, 10, 2, seed=3)
+    mem = memorizing_denoiser(data.train)
+    a = training_loss(mem, data.train, 0.6, n_noise=20, threads=1)
+    b = training_loss(mem, data.train, 0.6, n_noise=20, threads=2)
+    assert a == b
+    e1 = gmm_excess_losses(60, 10, 2, T16, [20, 60], n_noise=10, threads=1)
+    e2 = gmm_excess_losses(60, 10, 2, T16, [20, 60], n_noise=10, threads=2)
+    np.testing.assert_array_equal(e1.pmem, e2.pmem)
+    assert e1.generalizing == e2.generalizing
+    for bad, exc in ((0, ValueError), (-2, ValueError), (1.5, TypeError), (True, TypeError)):
+        with pytest.raises(exc, match="threads"):
+            per_draw_losses(data.train, 0.6, [mem], threads=bad)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_standard_normal_draws_are_numpys(threads):
+    """Bit for bit numpy's ``Generator(PCG64).standard_normal``, for every size and thread count; a Generator
+    advances exactly as numpy's call advances it (successive calls continue the stream)."""
+    for seed in (0, 1, 12345):
+        for size in (0, 1, 63, 64, 1000, (7, 9, 11), 70_001, 300_000):
+            ours = standard_normal_draws(seed, size, threads=threads)
+            ref = np.random.default_rng(seed).standard_normal(size)
+            assert ours.shape == ref.shape
+            np.testing.assert_array_equal(ours, ref)
+    g_ours, g_ref = np.random.default_rng(99), np.random.default_rng(99)
+    for size in (100_000, 5, (300, 7), 2_200_000, 64):
+        np.testing.assert_array_equal(standard_normal_draws(g_ours, size, threads=threads), g_ref.standard_normal(size))
+        assert g_ours.bit_generator.state == g_ref.bit_generator.state
+    assert g_ours.random() == g_ref.random()
+
+
+def _pcg64_with_next_output(u: int, hi: int, base: np.random.PCG64) -> np.random.Generator:
+    """A PCG64 Generator whose next 64-bit output is ``u`` (its state after that draw is (hi, lo) with
+    rotr(hi ^ lo, hi >> 58) = u); ``hi`` varies the draws that follow."""
+    mask = (1 << 64) - 1
+    rot = hi >> 58
+    lo = (((u << rot) | (u >> (64 - rot))) & mask if rot else u) ^ hi
+    inc = base.state["state"]["inc"]
+    mult = (2549297995355413924 << 64) + 4865540595714422341
+    prev = ((((hi << 64) | lo) - inc) * pow(mult, -1, 1 << 128)) % (1 << 128)
+    state = base.state
+    state["state"]["state"] = prev
+    bg = np.random.PCG64()
+    bg.state = state
+    assert bg.random_raw() == u
+    bg.state = state
+    return np.random.Generator(bg)
+
+
+def test_standard_normal_draws_rejection_and_tail_branches():
+    """Force numpy's ziggurat off its fast path: first draws with mantissas at the top of every strip (above its
+    fast-acceptance bound: wedge tests accepted and rejected) and in the tail strip 0 (exponential proposals,
+    some rejected and redrawn); the values and the end state must still be numpy's."""
+    base = np.random.PCG64(5)
+    rng = np.random.default_rng(0)
+    top = (1 << 52) - 1
+    for idx in range(256):
+        for sign in (0, 1):
+            n_cases = 40 if idx == 0 else 4
+            mantissas = [top] + [top - int(v) for v in rng.integers(0, 1 << 48, size=n_cases - 1)]
+            for rabs in mantissas:
+                u = (rabs << 9) | (sign << 8) | idx
+                hi = int(rng.integers(0, 2**63))
+                g1 = _pcg64_with_next_output(u, hi, base)
+                g2 = _pcg64_with_next_output(u, hi, base)
+                np.testing.assert_array_equal(standard_normal_draws(g1, 64, threads=1), g2.standard_normal(64))
+                assert g1.bit_generator.state == g2.bit_generator.state
+
+
+def test_standard_normal_draws_ranges_meet_after_a_multi_draw_normal():
+    """The parallel parse cuts the stream into ranges of 65,536 draws; 2.2% of stream positions are not the first
+    draw of a normal, so over these 200 seeds (two cuts each) a few cuts fall inside a multi-draw normal and the
+    next range meets the true parse one or more normals late.  The values must still be numpy's."""
+    for seed in range(200):
+        ours = standard_normal_draws(seed, 190_000, threads=1 + seed % 2)
+        np.testing.assert_array_equal(ours, np.random.default_rng(seed).standard_normal(190_000))

@@ -410,3 +410,263 @@ def test_docstring_examples():
     for mod in (memorization, gmm, sampler):
         res = doctest.testmod(mod, optionflags=doctest.NORMALIZE_WHITESPACE)
         assert res.attempted > 0 and res.failed == 0, (mod.__name__, res)
+
+
+# ------------------------------------------------------------------------------------------------
+# offsets, wide integers, threads (the shift before the GEMM must never change the result)
+# ------------------------------------------------------------------------------------------------
+
+def brute_two_exact(X, Y):
+    """Reference for integer data: exact squared distances in Python integers, stable order (ties -> low index)."""
+    Xo = np.asarray(X).astype(object)
+    Yo = np.asarray(Y).astype(object)
+    idx = np.empty((Xo.shape[0], 2), dtype=np.int64)
+    q = []
+    for s in range(Xo.shape[0]):
+        d2 = [sum(int(a - b) ** 2 for a, b in zip(Xo[s], Yo[j])) for j in range(Yo.shape[0])]
+        o = sorted(range(len(d2)), key=lambda j: (d2[j], j))[:2]
+        idx[s] = o
+        q.append((d2[o[0]], d2[o[1]]))
+    return idx, q
+
+
+def dyadic_offset_case(rng, offset, dtype, S=40, N=300, D=48, bits=8):
+    """Values ``offset + k / 2^bits`` (k < 2^bits): exactly representable, every difference and every sum of
+    squares exact in float64, so any correct summation order gives bit-identical squared distances.
+    Half the samples are training points moved by one grid step in a few coordinates (near-duplicates
+    far from the origin: the unshifted float32 expansion cancels completely)."""
+    Y = offset + rng.integers(0, 2 ** bits, size=(N, D)) / 2 ** bits
+    X = Y[rng.integers(0, N, S)] + rng.integers(-1, 2, size=(S, D)) * (rng.random((S, D)) < 0.1) / 2 ** bits
+    X[S // 2:] = offset + rng.integers(0, 2 ** bits, size=(S - S // 2, D)) / 2 ** bits
+    return X.astype(dtype), Y.astype(dtype)
+
+
+@pytest.mark.parametrize("offset", [300.0, -4096.0, 1e5])
+@pytest.mark.parametrize("dtype,gemm", [(np.float32, None), (np.float64, None), (np.float64, "float32")])
+def test_offset_data_bit_identical_to_brute_force(offset, dtype, gemm):
+    X, Y = dyadic_offset_case(np.random.default_rng(7), offset, dtype)
+    nt = nearest_two(X, Y, dtype=gemm)
+    idx, q = brute_two(X, Y)
+    np.testing.assert_array_equal(nt.index, idx)
+    np.testing.assert_array_equal(nt.sq1, q[:, 0])
+    np.testing.assert_array_equal(nt.sq2, q[:, 1])
+    # the shifted expansion prunes: without the shift every entry would be recomputed at offset 1e5
+    assert nt.diagnostics["shift"].startswith("training mean")
+    assert nt.diagnostics["exact_per_sample"] < 30, nt.diagnostics
+    # without an offset there is nothing to gain: the data go to the GEMM as they are
+    centred = nearest_two(X - dtype(offset), Y - dtype(offset), dtype=gemm)
+    assert centred.diagnostics["shift"].startswith("none")
+    np.testing.assert_array_equal(centred.index, nt.index)
+    np.testing.assert_array_equal(centred.sq1, nt.sq1)
+
+
+def test_offset_case_of_the_benchmark_needs_few_recomputations():
+    """train = 300 + U(0, 1) in D = 3072 (float32): the unshifted bound gamma ||x||^2 ~ 1e5 dwarfs the
+    distances (~500) and every entry was recomputed; centred, a few per sample remain."""
+    rng = np.random.default_rng(0)
+    Y = (300 + rng.random((1000, 3072))).astype(np.float32)
+    X = np.vstack([Y[:25] + np.float32(0.01) * rng.standard_normal((25, 3072), dtype=np.float32),
+                   (300 + rng.random((25, 3072))).astype(np.float32)])
+    nt = nearest_two(X, Y)
+    centred = nearest_two(X - np.float32(300), Y - np.float32(300))  # exact in float32 (Sterbenz)
+    assert nt.dtype == "float32" and nt.diagnostics["exact_per_sample"] < 10, nt.diagnostics
+    np.testing.assert_array_equal(nt.index, centred.index)
+    np.testing.assert_array_equal(nt.index[:25, 0], np.arange(25))
+    idx, q = brute_two(X, Y)
+    np.testing.assert_array_equal(nt.index, idx)
+    np.testing.assert_allclose(nt.sq1, q[:, 0], rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.int32, np.uint8, np.uint64])
+def test_integer_offset_data_exact(dtype):
+    rng = np.random.default_rng(3)
+    base = {np.int64: -(2 ** 62) + 17, np.int32: 2 ** 30, np.uint8: 100, np.uint64: 2 ** 63 + 2 ** 40}[dtype]
+    Y = rng.integers(0, 9, size=(120, 10))
+    X = np.vstack([Y[rng.integers(0, 120, 15)] + (rng.random((15, 10)) < 0.2), rng.integers(0, 9, size=(10, 10))])
+    Yo = (np.array(Y, dtype=object) + base)
+    Xo = (np.array(X, dtype=object) + base)
+    Yd, Xd = Yo.astype(dtype), Xo.astype(dtype)
+    nt = nearest_two(Xd, Yd)
+    idx, q = brute_two_exact(Xo, Yo)
+    np.testing.assert_array_equal(nt.index, idx)
+    assert nt.sq1.tolist() == [float(a) for a, _ in q] and nt.sq2.tolist() == [float(b) for _, b in q]
+    assert nt.diagnostics["arithmetic"].endswith("(exact: squared distances below 2^53)")
+
+
+def test_int64_beyond_2_53_is_exact():
+    """2^60 against 2^60 + 1 .. 2^60 + 100: float64 would see every point at distance 0."""
+    big = 2 ** 60
+    train = np.array([[big + k] for k in range(100, 0, -1)], dtype=np.int64)  # nearest (+1) is the last row
+    nt = nearest_two(np.array([[big]], dtype=np.int64), train)
+    assert nt.index.tolist() == [[99, 98]]
+    assert nt.sq1.tolist() == [1.0] and nt.sq2.tolist() == [4.0]
+    # d1 = 1 < 0.6 d2 = 1.2: memorized (float64 data would give d1 = d2 = 0: not memorized)
+    assert memorization_fraction(np.array([[big]]), train, k=0.6, n_boot=0).memorized.tolist() == [True]
+
+
+def test_int64_squared_distances_beyond_2_53_compared_exactly():
+    """Squared distances m^2 + 1 and m^2 (m^2 ~ 2^54: float64 rounds both to the same value): the exact
+    int64 pass still puts the smaller first; the report is the correctly rounded float64."""
+    m = 2 ** 27 + 3
+    train = np.array([[m, 1], [m, 0], [m, 2]], dtype=np.int64)
+    nt = nearest_two(np.array([[0, 0]], dtype=np.int64), train)
+    assert float(m * m + 1) == float(m * m)  # a float64 brute force would call it a tie (index 0 first)
+    assert nt.index.tolist() == [[1, 0]]
+    assert nt.sq1.tolist() == [float(m * m)] and nt.sq2.tolist() == [float(m * m + 1)]
+    assert nt.diagnostics["arithmetic"] == "int64 (exact)"
+
+
+def test_wide_integers_fall_back_to_float64_on_exact_differences():
+    """Spread too wide for int64 squared distances: the exact int64 differences are squared in float64."""
+    rng = np.random.default_rng(5)
+    base = 2 ** 61
+    Y = base + rng.integers(-(2 ** 40), 2 ** 40, size=(60, 5))
+    X = np.vstack([Y[:10] + rng.integers(-3, 4, size=(10, 5)), base + rng.integers(-(2 ** 40), 2 ** 40, size=(10, 5))])
+    nt = nearest_two(X, Y)
+    assert nt.diagnostics["arithmetic"] == "float64 on int64 differences"
+    assert nt.diagnostics["shift"] == "integer midpoint of each training feature's range"
+    idx, q = brute_two_exact(X, Y)
+    np.testing.assert_array_equal(nt.index, idx)
+    np.testing.assert_allclose(nt.sq1, np.array([a for a, _ in q], dtype=float), rtol=1e-15, atol=0)
+    np.testing.assert_allclose(nt.sq2, np.array([b for _, b in q], dtype=float), rtol=1e-15, atol=0)
+
+
+def test_integers_that_cannot_be_compared_exactly_are_refused():
+    big = 2 ** 60
+    with pytest.raises(ValueError, match=r"train holds integers .* beyond 2\^53"):
+        nearest_two(np.array([[1.5]]), np.array([[big], [big + 1]], dtype=np.int64))
+    with pytest.raises(ValueError, match=r"samples holds integers .* beyond 2\^53"):
+        nearest_two(np.array([[big]], dtype=np.int64), np.array([[1.5], [2.5]]))
+    spread = np.array([[-(2 ** 62)], [2 ** 62]], dtype=np.int64)
+    with pytest.raises(ValueError, match=r"samples and train: integer feature 0 spans .* below 2\^63"):
+        nearest_two(np.array([[0]], dtype=np.int64), spread)
+    # within 2^53 mixing integers and floats is fine (every integer is a float64)
+    nt = nearest_two(np.array([[0.5]]), np.array([[2 ** 53], [1]], dtype=np.int64))
+    assert nt.index.tolist() == [[1, 0]]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2 ** 31), D=st.integers(1, 40), exponent=st.integers(-3, 16),
+       sign=st.sampled_from([-1, 1]), bits=st.integers(1, 7), f32=st.booleans(),
+       gemm=st.sampled_from([None, "float32", "float64"]))
+def test_translation_by_exact_offsets_changes_nothing(seed, D, exponent, sign, bits, f32, gemm):
+    """Dyadic data translated by an exactly representable offset (2^-3 .. 2^16, either sign): every
+    difference is unchanged, so indices and squared distances must be bit-identical to the untranslated
+    search and to brute force."""
+    rng = np.random.default_rng(seed)
+    X, Y = dyadic_offset_case(rng, 0.0, np.float64, S=12, N=40, D=D, bits=bits)
+    t = sign * 2.0 ** exponent
+    dt = np.float32 if f32 and exponent + bits <= 22 else np.float64
+    X, Y = X.astype(dt), Y.astype(dt)
+    Xt, Yt = (X + dt(t)).astype(dt), (Y + dt(t)).astype(dt)
+    assert np.array_equal(Xt - dt(t), X) and np.array_equal(Yt - dt(t), Y)  # the translation is exact
+    a, b = nearest_two(X, Y, dtype=gemm), nearest_two(Xt, Yt, dtype=gemm)
+    idx, q = brute_two(X, Y)
+    for r in (a, b):
+        np.testing.assert_array_equal(r.index, idx)
+        np.testing.assert_array_equal(r.sq1, q[:, 0])
+        np.testing.assert_array_equal(r.sq2, q[:, 1])
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2 ** 31), D=st.integers(1, 12), offset=st.integers(-(2 ** 62), 2 ** 62),
+       spread=st.sampled_from([1, 3, 1000, 2 ** 20]))
+def test_integer_offsets_and_spreads_exact(seed, D, offset, spread):
+    rng = np.random.default_rng(seed)
+    Y = rng.integers(-spread, spread + 1, size=(30, D))
+    X = np.vstack([Y[rng.integers(0, 30, 6)] + rng.integers(-1, 2, size=(6, D)), rng.integers(-spread, spread + 1,
+                                                                                              size=(4, D))])
+    Xo, Yo = np.array(X, dtype=object) + offset, np.array(Y, dtype=object) + offset
+    nt = nearest_two(Xo.astype(np.int64), Yo.astype(np.int64))
+    idx, q = brute_two_exact(Xo, Yo)
+    np.testing.assert_array_equal(nt.index, idx)
+    assert nt.sq1.tolist() == [float(a) for a, _ in q] and nt.sq2.tolist() == [float(b) for _, b in q]
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2 ** 31), D=st.integers(1, 32), offset=st.sampled_from([0.0, 1.0, -300.0, 1e4, 3e6]),
+       scale=st.sampled_from([1e-2, 1.0, 1e3]), eps=st.sampled_from([1e-3, 1e-6]), f32=st.booleans())
+def test_offset_continuous_data_matches_float64_brute_force(seed, D, offset, scale, eps, f32):
+    rng = np.random.default_rng(seed)
+    Y = offset + scale * rng.random((60, D))
+    X = np.vstack([Y[rng.integers(0, 60, 15)] + eps * scale * rng.standard_normal((15, D)),
+                   offset + scale * rng.random((10, D))])
+    if f32:
+        X, Y = X.astype(np.float32), Y.astype(np.float32)
+    nt = nearest_two(X, Y)
+    idx, q = brute_two(X, Y)
+    d = np.sqrt(((np.asarray(X, float)[:, None, :] - np.asarray(Y, float)[None]) ** 2).sum(-1))
+    ds = np.sort(d, axis=1)
+    clear = ds[:, 2] - ds[:, 1] > 1e-9 * ds[:, 2]  # no near-tie for the second place: the pair is defined
+    np.testing.assert_array_equal(nt.index[clear], idx[clear])
+    np.testing.assert_allclose(nt.sq1, q[:, 0], rtol=1e-12, atol=0)
+    np.testing.assert_allclose(nt.sq2, q[:, 1], rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("kind", ["float32", "float64", "int64"])
+def test_threads_do_not_change_the_result(kind):
+    rng = np.random.default_rng(8)
+    Y = 300 + rng.random((1500, 64)) * 10
+    X = np.vstack([Y[:300] + 1e-3, 300 + rng.random((300, 64)) * 10])
+    if kind == "int64":
+        X, Y = (X * 1000).astype(np.int64), (Y * 1000).astype(np.int64)
+    else:
+        X, Y = X.astype(kind), Y.astype(kind)
+    one = nearest_two(X, Y, threads=1)
+    two = nearest_two(X, Y, threads=2)
+    assert one.diagnostics["threads"] == 1 and two.diagnostics["threads"] == 2
+    np.testing.assert_array_equal(one.index, two.index)
+    np.testing.assert_array_equal(one.sq1, two.sq1)
+    np.testing.assert_array_equal(one.sq2, two.sq2)
+    small = nearest_two(X, Y, threads=2, memory_limit=2 ** 20)  # many blocks, samples shifted per block
+    assert small.diagnostics["block"][0] < 600
+    np.testing.assert_array_equal(small.index, one.index)
+    np.testing.assert_array_equal(small.sq2, one.sq2)
+    # more samples than training points: the workers split the samples instead of the training set
+    r1, r2 = nearest_two(Y, X, threads=1), nearest_two(Y, X, threads=2)
+    np.testing.assert_array_equal(r1.index, r2.index)
+    np.testing.assert_array_equal(r1.sq1, r2.sq1)
+    np.testing.assert_array_equal(r1.sq2, r2.sq2)
+    f1 = memorization_fraction(X, Y, n_boot=0, threads=1)
+    f2 = memorization_fraction(X, Y, n_boot=0, threads=2)
+    assert f1.fraction == f2.fraction == 0.5
+    np.testing.assert_array_equal(f1.nn_index, f2.nn_index)
+
+
+def test_float64_overflow_is_refused_with_a_rescaling_hint():
+    rng = np.random.default_rng(0)
+    Y = 1e200 * rng.standard_normal((5, 4))
+    with pytest.raises(ValueError, match="overflow float64.*rescale"), np.errstate(over="ignore"):  # (no-JIT runs)
+        nearest_two(Y[:2] * 1.5, Y)
+    # a constant feature at 1e306: its training sum overflows, the shift falls back to the range's midpoint
+    Y = np.hstack([np.full((300, 1), 1e306), rng.standard_normal((300, 3))])
+    X = Y[:5] + [0.0, 1e-3, 0.0, 0.0]
+    for dtype in (None, "float32"):
+        nt = nearest_two(X, Y, dtype=dtype)
+        assert nt.dtype == (dtype or "float64")  # centred, the data fit float32 (the feature becomes 0)
+        np.testing.assert_array_equal(nt.index[:, 0], np.arange(5))
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_ties_across_workers_go_to_the_lowest_index(threads):
+    """Exact duplicates in different workers' shares of the training set: the merge keeps index order."""
+    rng = np.random.default_rng(2)
+    Y = rng.integers(0, 50, size=(3000, 16)).astype(np.float32)
+    Y[2900] = Y[1700] = Y[40]
+    X = np.vstack([Y[40], Y[1700] + 0.5, rng.integers(0, 50, size=(2, 16))]).astype(np.float32)
+    nt = nearest_two(X, Y, threads=threads)
+    assert nt.index[0].tolist() == [40, 1700] and nt.sq1[0] == nt.sq2[0] == 0.0
+    assert nt.index[1].tolist() == [40, 1700] and nt.sq1[1] == nt.sq2[1] == 16 * 0.25
+    idx, q = brute_two(X, Y)
+    np.testing.assert_array_equal(nt.index, idx)
+    np.testing.assert_array_equal(nt.sq2, q[:, 1])
+
+
+def test_threads_argument_checked():
+    X, Y = np.zeros((2, 3)), np.arange(12.0).reshape(4, 3)
+    with pytest.raises(ValueError, match="threads"):
+        nearest_two(X, Y, threads=0)
+    with pytest.raises(TypeError, match="threads"):
+        nearest_two(X, Y, threads=1.5)
+    with pytest.raises(ValueError, match="threads"):
+        memorization_fraction(X, Y, threads=-1)

@@ -246,17 +246,35 @@ def test_masses_regime_II_and_no_delta():
     np.testing.assert_allclose([m for *_, m in res.bulks], [1 - 1 / 16, 1 / 16], rtol=0, atol=1e-8)
 
 
-def test_merged_cluster_mass_by_the_adaptive_rule():
-    """At psi_p = 16, psi_n = 4, t = 0.1 the small cluster has just merged with rho_1: the merged bulk has an interior
-    square-root dip (near lambda = 0.031) that a single edge-clustered rule misses (mass 0.249805 with 200 nodes).
-    The adaptive composite rule puts sub-interval boundaries on it: mass psi_n/psi_p = 1/4 and mu_s of mass 1."""
+def _scales_with_eps(model, lam, eps_rel=1e-12):
+    """Outside the support Im q(lambda + i eps) is proportional to eps, inside it is the density: the ratio of Im q
+    at eps and 100 eps is 0.01 outside and 1 inside (the support test of the former bisection route, typed in)."""
+    a = solve_stieltjes(model, lam, eps_rel=eps_rel).q.imag
+    b = solve_stieltjes(model, lam, eps_rel=100 * eps_rel).q.imag
+    return a / b
+
+
+def test_cluster_about_to_merge_is_a_separate_bulk():
+    """At psi_p = 16, psi_n = 4, t = 0.1 the small cluster has not yet merged with rho_1: a gap of relative width 2e-4
+    (near lambda = 0.031), far below the coarse grid's spacing, separates them.  The bulk quadrature sees the
+    square-root dip, zooms in, finds the gap and splits the bulk: three bulks of masses 1/psi_p, (psi_n - 1)/psi_p,
+    1/psi_p (the cluster and rho_1 together 4/16, as the former adaptive rule integrated them as one bulk).
+    Independent checks: Im q scales with eps in the gap and not next to it; a single edge-clustered 200-node rule over
+    cluster + gap + rho_1 misses the dip (mass 0.249805); a coarse rule (n_mass = 20) gives the same masses."""
     res = rf_spectrum(RFModel(16, 4, 0.1))
-    assert len(res.bulks) == 2 and res.diagnostics["quad_intervals"][0] > 1
-    np.testing.assert_allclose([m for *_, m in res.bulks], [4 / 16, 1 / 16], rtol=0, atol=1e-8)
+    assert len(res.bulks) == 3 and res.diagnostics["hidden_gaps"] == 1
+    (a0, b0, m0), (a1, b1, m1), (_, _, m2) = res.bulks
+    np.testing.assert_allclose([m0, m1, m2], [1 / 16, 3 / 16, 1 / 16], rtol=0, atol=1e-8)
+    np.testing.assert_allclose([m0 + m1, m2], [4 / 16, 1 / 16], rtol=0, atol=1e-8)
+    assert 0.0309 < b0 < a1 < 0.0311 and 1e-4 < (a1 - b0) / a1 < 4e-4
     assert abs(res.delta_weight - (1 - 5 / 16)) < 1e-12
     assert abs(sum(res.bulk_mass_s) - 1) < 1e-8
-    # one edge-clustered 200-node rule over the whole merged bulk misses the dip: the case needs the refinement
-    lo, hi, _ = res.bulks[0]
+    gap = np.array([b0 + 0.25 * (a1 - b0), 0.5 * (b0 + a1), b0 + 0.75 * (a1 - b0)])
+    np.testing.assert_allclose(_scales_with_eps(res.model, gap), 0.01, rtol=1e-3)
+    near = np.array([b0 - 0.1 * (a1 - b0), a1 + 0.1 * (a1 - b0)])
+    np.testing.assert_allclose(_scales_with_eps(res.model, near), 1.0, rtol=1e-3)
+    # one edge-clustered 200-node rule over the whole interval misses the dip: the case needs the split
+    lo, hi = a0, b1
     x, w = np.polynomial.legendre.leggauss(200)
     th = 0.5 * np.pi * (x + 1)
     lam = 0.5 * (lo + hi) - 0.5 * (hi - lo) * np.cos(th)
@@ -265,7 +283,105 @@ def test_merged_cluster_mass_by_the_adaptive_rule():
     assert abs(single - 0.25) > 1e-4
     # a coarse rule per sub-interval still converges to the same masses
     coarse = rf_spectrum(RFModel(16, 4, 0.1), n_mass=20)
-    np.testing.assert_allclose([m for *_, m in coarse.bulks], [4 / 16, 1 / 16], rtol=0, atol=1e-8)
+    np.testing.assert_allclose([m for *_, m in coarse.bulks], [1 / 16, 3 / 16, 1 / 16], rtol=0, atol=1e-8)
+
+
+def test_merged_cluster_is_one_bulk():
+    """At t = 0.2 the cluster has merged with rho_1: one bulk of mass psi_n/psi_p, no gap inside (Im q does not scale
+    with eps anywhere between its edges)."""
+    res = rf_spectrum(RFModel(16, 4, 0.2))
+    assert len(res.bulks) == 2 and res.diagnostics["hidden_gaps"] == 0
+    np.testing.assert_allclose([m for *_, m in res.bulks], [4 / 16, 1 / 16], rtol=0, atol=1e-8)
+    lo, hi, _ = res.bulks[0]
+    inner = lo + (hi - lo) * np.linspace(0.01, 0.99, 60)
+    assert np.all(_scales_with_eps(res.model, inner) > 0.9)
+
+
+def _bisected_edges(model, out_pts, in_pts, eps_rel=1e-12, steps=45):
+    """The former route, typed in as a slow reference: bisection in log(lambda - s_t^2) on the eps-scaling test."""
+    s2 = model.constants.s_t2
+    a, b = np.log(np.asarray(out_pts) - s2), np.log(np.asarray(in_pts) - s2)
+    for _ in range(steps):
+        m = 0.5 * (a + b)
+        inside = _scales_with_eps(model, s2 + np.exp(m), eps_rel) > 0.1
+        a, b = np.where(inside, a, m), np.where(inside, m, b)
+    return s2 + np.exp(0.5 * (a + b))
+
+
+@pytest.mark.parametrize("args", [(64, 8, 0.01), (16, 4, 0.1), (16, 32, 0.1)])
+def test_fold_edges_against_bisection_and_square_root_law(args):
+    """The edges (folds of the real branch, found in one vectorised kernel call) against (i) the former bisection route
+    at eps = 1e-12 lambda and (ii) the square-root law just inside each edge: rho(e + d) / rho(e + 4 d) = 1/2 and
+    Im q proportional to eps just outside."""
+    res = rf_spectrum(RFModel(*args))
+    assert res.diagnostics["edges_bisected"] == 0 and res.diagnostics["edges_fold"] >= 2 * len(res.bulks) - 2
+    lo = np.array([a for a, _, _ in res.bulks])
+    hi = np.array([b for _, b, _ in res.bulks])
+    edges = np.concatenate([lo, hi])
+    sign = np.concatenate([np.ones(lo.size), -np.ones(hi.size)])     # direction into the bulk
+    width = np.concatenate([hi - lo, hi - lo])
+    out_pts = edges - sign * 1e-4 * width
+    in_pts = edges + sign * 1e-4 * width
+    ref = _bisected_edges(res.model, out_pts, in_pts)
+    np.testing.assert_allclose(edges, ref, rtol=1e-9)
+    d = 1e-7 * width
+    rho = lambda x: solve_stieltjes(res.model, x, eps_rel=1e-13).q.imag  # noqa: E731
+    ratio = rho(edges + sign * d) / rho(edges + sign * 4 * d)
+    np.testing.assert_allclose(ratio, 0.5, rtol=0.02)
+    np.testing.assert_allclose(_scales_with_eps(res.model, edges - sign * d), 0.01, rtol=0.02)
+
+
+def test_threads_do_not_change_the_numbers():
+    """The same chunks whatever the thread count: threads=1 (serial kernel) and threads=2 (parallel region) agree
+    bit for bit, for the solver on 1500 points and for the public spectrum."""
+    model = RFModel(64, 8, 0.01)
+    lam = model.constants.s_t2 + np.geomspace(1e-6, 60, 1500)
+    a = solve_stieltjes(model, lam, threads=1)
+    b = solve_stieltjes(model, lam, threads=2)
+    for f in ("q", "r", "s", "dq", "residual", "n_iter"):
+        assert np.array_equal(getattr(a, f), getattr(b, f)), f
+    ra, rb = rf_spectrum(model, threads=1), rf_spectrum(model, threads=2)
+    assert ra.bulks == rb.bulks and ra.delta_weight == rb.delta_weight
+    assert np.array_equal(ra.density, rb.density) and np.array_equal(ra.weights_s, rb.weights_s)
+    with pytest.raises(ValueError, match="threads"):
+        rf_spectrum(model, threads=0)
+    with pytest.raises(ValueError, match="threads"):
+        solve_stieltjes(model, lam[:5], threads=0)
+
+
+def test_spectrum_reuses_its_solves(spectrum64_8):
+    """The default call solves the delta peak, the coarse grid and the bulk nodes once each (a few kernel calls, no
+    bisection), and the densities it reports are those of an independent solve at the same points."""
+    d = spectrum64_8.diagnostics
+    assert d["solver_calls"] <= 4 and d["edges_bisected"] == 0 and d["hidden_gaps"] == 0
+    assert d["quad_intervals"] == [1, 1, 1]
+    sol = solve_stieltjes(spectrum64_8.model, spectrum64_8.lambdas)
+    np.testing.assert_allclose(spectrum64_8.q, sol.q, rtol=1e-10, atol=0)
+    c = spectrum64_8.constants
+    lor = spectrum64_8.delta_weight * sol.eps / ((sol.lambdas - c.s_t2) ** 2 + sol.eps ** 2)
+    dens = np.clip(sol.q.imag - lor, 0, None) / np.pi
+    np.testing.assert_allclose(spectrum64_8.density, dens, rtol=1e-8, atol=1e-12 * dens.max())
+
+
+@settings(deadline=None, max_examples=15)
+@given(model=models)
+def test_spectrum_structure_over_drawn_models(model):
+    """Over the regimes the package serves: sorted, disjoint bulks of positive mass above s_t^2; the delta weight of
+    Thm 3.2 and total masses of rho and mu_s equal to 1, up to the Lorentzian smoothing: a bulk loses a mass of order
+    eps/scale past its edges, the scale being its width or its distance to the singular point below it (s_t^2 or the
+    bulk below), whichever is smaller (eps = 1e-9 lambda; at t ~ 1 with sigma_x = 0.5 the first bulk is only ~1e-6
+    wide, and at psi_p = psi_n + 1 it touches s_t^2)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MemlabValidityWarning)
+        res = rf_spectrum(model)
+    s2 = res.delta_location
+    edges = np.array([(a, b) for a, b, _ in res.bulks]).ravel()
+    assert np.all(np.diff(edges) > 0) and edges[0] > s2
+    assert all(m > 0 for *_, m in res.bulks)
+    below = np.concatenate([[s2], edges[1:-1:2]])
+    tol = 1e-6 + 100 * max(1e-9 * max(a, s2) / min(b - a, a - g) for (a, b, _), g in zip(res.bulks, below))
+    assert abs(res.delta_weight - max(0.0, 1 - (1 + model.psi_n) / model.psi_p)) < tol
+    assert abs(res.diagnostics["total_mass"] - 1) < tol and abs(sum(res.bulk_mass_s) - 1) < tol
 
 
 def test_second_covariance_changes_rho2_not_rho1():
@@ -355,6 +471,17 @@ def test_solver_against_independent_scipy_root():
                 return np.array([F[0].real, F[0].imag, F[1].real, F[1].imag, F[2].real, F[2].imag])
             x = root(f, x, method="lm", options=dict(xtol=1e-14, ftol=1e-14)).x
         assert abs(complex(x[0], x[1]) - ours.q[j]) < 1e-7 * abs(ours.q[j])
+
+
+def test_dq_is_the_derivative_of_q():
+    """``StieltjesSolution.dq`` (implicit differentiation, used by the support test and the predictor) against central
+    differences of the solved q along lambda (q is holomorphic: dq/dz = dq/dlambda)."""
+    model = RFModel(32, 8, 0.1)
+    lam = np.array([0.05, 0.3, 12.0, 60.0])
+    sol = solve_stieltjes(model, lam, eps=1e-3)
+    h = 1e-5 * lam
+    fd = (solve_stieltjes(model, lam + h, eps=1e-3).q - solve_stieltjes(model, lam - h, eps=1e-3).q) / (2 * h)
+    np.testing.assert_allclose(sol.dq, fd, rtol=1e-6)
 
 
 def test_nonconvergence_raises_with_lambdas():

@@ -364,7 +364,22 @@ def generate_solver_source() -> str:
     arguments, ``@njit(cache=True)``), produced from :func:`derive_rf` with common-subexpression
     elimination.  ``numerics/_rf_generated.py`` is this text.
     """
-    from sympy.printing.pycode import pycode
+    from sympy.printing.pycode import PythonCodePrinter
+
+    class _Printer(PythonCodePrinter):
+        # small integer powers as products: numba evaluates a complex ``q**2`` through exp/log (about 45x
+        # slower, with rounding noise in the imaginary part); ``q*q`` is exact to one rounding
+        def _print_Pow(self, expr, rational=False):
+            e = expr.exp
+            if e.is_Integer and 2 <= abs(int(e)) <= 3:
+                base = self._print(expr.base)
+                base = base if expr.base.is_Atom else f"({base})"
+                prod = "*".join([base] * abs(int(e)))
+                return f"({prod})" if int(e) > 0 else f"(1/({prod}))"
+            return super()._print_Pow(expr, rational=rational)
+
+    def pycode(expr, **settings):
+        return _Printer(settings).doprint(expr)
 
     der = derive_rf()
     header = _HEADER.format(func="generate_solver_source", what="kernels", path="numerics/_rf_generated.py")
