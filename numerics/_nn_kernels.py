@@ -64,6 +64,27 @@ def row_stats(A, w, out_sq, out_hash):
 
 
 @njit(cache=True)
+def _row_sqnorm(A, c, i):
+    """||A[i] - c||^2 in float64: four lanes over the features, added in a fixed order."""
+    D = A.shape[1]
+    D4 = D - D % 4
+    s0 = s1 = s2 = s3 = 0.0
+    for k in range(0, D4, 4):
+        v0 = np.float64(A[i, k] - c[k])
+        v1 = np.float64(A[i, k + 1] - c[k + 1])
+        v2 = np.float64(A[i, k + 2] - c[k + 2])
+        v3 = np.float64(A[i, k + 3] - c[k + 3])
+        s0 += v0 * v0
+        s1 += v1 * v1
+        s2 += v2 * v2
+        s3 += v3 * v3
+    for k in range(D4, D):
+        v0 = np.float64(A[i, k] - c[k])
+        s0 += v0 * v0
+    return (s0 + s1) + (s2 + s3)
+
+
+@njit(cache=True)
 def shifted_sqnorms(A, c, out):
     """``out[i] = sum_k fl64(A[i, k] - c[k])^2`` in float64 (fixed order, 4 lanes).
 
@@ -71,45 +92,15 @@ def shifted_sqnorms(A, c, out):
     Integer data with an int64 ``c`` (uint64 passed as an int64 view): the difference is taken in
     wrap-around int64 arithmetic, exact whenever the true difference fits in int64, then rounded once.
     """
-    n, D = A.shape
-    D4 = D - D % 4
-    for i in range(n):
-        s0 = s1 = s2 = s3 = 0.0
-        for k in range(0, D4, 4):
-            v0 = np.float64(A[i, k] - c[k])
-            v1 = np.float64(A[i, k + 1] - c[k + 1])
-            v2 = np.float64(A[i, k + 2] - c[k + 2])
-            v3 = np.float64(A[i, k + 3] - c[k + 3])
-            s0 += v0 * v0
-            s1 += v1 * v1
-            s2 += v2 * v2
-            s3 += v3 * v3
-        for k in range(D4, D):
-            v0 = np.float64(A[i, k] - c[k])
-            s0 += v0 * v0
-        out[i] = (s0 + s1) + (s2 + s3)
+    for i in range(A.shape[0]):
+        out[i] = _row_sqnorm(A, c, i)
 
 
 @njit(cache=True, parallel=True)
 def shifted_sqnorms_parallel(A, c, out):
     """:func:`shifted_sqnorms` with the rows in a ``prange`` (same per-row arithmetic)."""
-    n, D = A.shape
-    D4 = D - D % 4
-    for i in prange(n):
-        s0 = s1 = s2 = s3 = 0.0
-        for k in range(0, D4, 4):
-            v0 = np.float64(A[i, k] - c[k])
-            v1 = np.float64(A[i, k + 1] - c[k + 1])
-            v2 = np.float64(A[i, k + 2] - c[k + 2])
-            v3 = np.float64(A[i, k + 3] - c[k + 3])
-            s0 += v0 * v0
-            s1 += v1 * v1
-            s2 += v2 * v2
-            s3 += v3 * v3
-        for k in range(D4, D):
-            v0 = np.float64(A[i, k] - c[k])
-            s0 += v0 * v0
-        out[i] = (s0 + s1) + (s2 + s3)
+    for i in prange(A.shape[0]):
+        out[i] = _row_sqnorm(A, c, i)
 
 
 @njit(cache=True)
