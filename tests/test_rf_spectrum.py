@@ -608,3 +608,17 @@ def test_docstring_examples_run():
     for mod in (activations, gep, rf_matrices, rs, nts, rf_model, readoffs, rf_learning):
         res = doctest.testmod(mod, optionflags=doctest.NORMALIZE_WHITESPACE)
         assert res.attempted >= 1 and res.failed == 0, mod.__name__
+
+
+def test_mass_near_s_t2_edge_is_not_fooled_by_the_nested_estimate():
+    """Regression (found by the drawn-model test): at psi_p = psi_n = 2 the bulk's lower edge sits 4.5e-4 above
+    s_t^2 and a first rule of N = 64 agreed with its nested N/2 rule to 3e-8 while the mass was off by 2.2e-5.
+    With the default rule the total mass is 1 (Thm 3.2: no delta peak for psi_p <= psi_n + 1) to 1e-8 and equals
+    a run with a rule twice as fine."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MemlabValidityWarning)
+        model = RFModel(2.0, 2.0, math.exp(-3.5), sigma_x=1.1875)
+        res, fine = rf_spectrum(model), rf_spectrum(model, n_mass=256)
+    assert res.delta_weight == 0.0
+    assert abs(res.diagnostics["total_mass"] - 1) < 1e-8
+    assert abs(res.diagnostics["total_mass"] - fine.diagnostics["total_mass"]) < 1e-9
