@@ -1,6 +1,9 @@
 """Command-line interface: parse the arguments, call the library (:mod:`memlab.figures`, :mod:`memlab.demo`,
-...), print.  The library checks every value; its ``ValueError``/``TypeError`` (or an unreadable file) is printed
-on one line, ``memlab: error: ...``, exit status 2, no traceback.  Warnings go to stderr as ``memlab: warning:``.
+...), print.  Every option's value is checked as it is parsed (argparse ``type=`` functions built on
+:mod:`memlab.theory.checks`: finite reals in a range, sizes, seeds, probabilities, writable output folders,
+existing input files), so a bad value names its option; the library's own ``ValueError``/``TypeError``, an
+unreadable file, a failed solver check or a memory shortfall is printed on one line too: ``memlab: error: ...``,
+exit status 2, no traceback.  Warnings go to stderr as ``memlab: warning: ...``, one line each.
 """
 
 from __future__ import annotations
@@ -8,6 +11,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import re
 import sys
 import warnings
 from pathlib import Path
@@ -15,8 +19,13 @@ from pathlib import Path
 import numpy as np
 
 from . import cite
-from .io import to_jsonable
+from .io import atomic_write, output_dir, to_jsonable
+from .theory import checks
+from .theory.activations import BUILTIN_ACTIVATIONS
 from .theory.crossover import WEIGHTINGS, predict_mstar
+
+#: Largest size or count the command line takes (N, d, K, n, p, n_noise, n_m); memory checks bind earlier.
+MAX_SIZE = 10 ** 9
 
 
 class _Figures:
@@ -40,7 +49,43 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # one line, exit 2
-        self.exit(2, f"memlab: error: {message} (see `{self.prog} --help`)\n")
+        self.exit(2, f"memlab: error: {' '.join(str(message).split())} (see `{self.prog} --help`)\n")
+
+
+def _number(text):
+    for conv in (int, float):
+        with contextlib.suppress(ValueError, OverflowError):
+            return conv(text)
+    return text  # the check then says what was expected
+
+
+def _checked(check, number=True, **kw):
+    """An argparse ``type=``: the text (as a number when ``number``) checked by ``check(name, value, **kw)``, one of
+    :mod:`memlab.theory.checks`; argparse puts the option in front of the message (``argument --x: must be ...``)."""
+    def parse(text):
+        try:
+            value = check("value", _number(text) if number else text, **kw)
+        except (ValueError, TypeError) as exc:
+            raise argparse.ArgumentTypeError(re.sub(r"^value:? | of type str(?=\))", "", str(exc))) from None
+        return value if number else text
+    return parse
+
+
+def _tau(name, value):
+    if isinstance(value, str) or not value >= 0:
+        raise ValueError(f"{name} must be a training time >= 0 in units k eta/d^2, or inf (got {value!r})")
+    return float(value)
+
+
+def _input_path(name, text):
+    if not text or not Path(text).exists():
+        raise ValueError(f"{name}: no such file or folder: {text!r}")
+
+
+SIZE, SEED = _checked(checks.positive_int, maximum=MAX_SIZE), _checked(checks.seed)
+POSITIVE, OU_TIME, TAU = _checked(checks.positive_float), _checked(checks.ou_time), _checked(_tau)
+OUT = _checked(lambda name, text: output_dir(text, name=name), number=False)
+INPUT = _checked(_input_path, number=False)
 
 
 def _call(fn, *args, **kw):
@@ -48,7 +93,7 @@ def _call(fn, *args, **kw):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         res = fn(*args, **kw)
-    msgs = list(dict.fromkeys(str(w.message) for w in caught))
+    msgs = list(dict.fromkeys(" ".join(str(w.message).split()) for w in caught))
     for m in msgs:
         print(f"memlab: warning: {m}", file=sys.stderr)
     return res, msgs
@@ -78,6 +123,9 @@ def _rf_model(a, psi_p, psi_n):
 
 
 def _cmd_mstar(a) -> int:
+    if a.K is not None and a.d is None:
+        raise ValueError(f"--K {a.K} needs --d: the coupon-collector check of K uses the data dimension d "
+                         "(M* itself depends on neither); pass --d too, or drop --K")
     res, _ = _call(predict_mstar, a.N, C=a.C, weighting=a.weighting, sigma2=a.sigma2, d=a.d, K=a.K)
     if a.json:
         print(json.dumps(to_jsonable(res), indent=2))
@@ -94,7 +142,7 @@ def _cmd_timescales(a) -> int:
     from .theory.rf_model import RFModel
 
     model = RFModel.from_sizes(a.n, a.p, a.d, a.t, activation=a.activation, sigma_x=a.sigma_x, center=a.center)
-    res, _ = _call(predict_timescales, model, numeric=not a.no_numeric)
+    res, _ = _call(predict_timescales, model, numeric=not a.no_numeric, engine=a.engine)
     from .demo import timescales_table
 
     print(json.dumps(to_jsonable(res), indent=2) if a.json else timescales_table([res]))
@@ -130,7 +178,8 @@ def _cmd_memorization(a) -> int:
     from .io import load_points
 
     samples, train = load_points(a.samples, name="samples"), load_points(a.train, name="train")
-    if a.quantize:
+    if a.quantize:                                  # NaN/inf would become arbitrary bytes: refused first
+        samples = checks.real_array("samples", samples, finite=True)
         samples = np.clip(np.rint(np.asarray(samples, dtype=np.float64)), 0, 255).astype(np.uint8)
     lab = Path(a.samples).name
     f, msgs = _call(figures.memorization_figure, {lab: samples}, train, k=a.k, n_boot=a.n_boot, seed=a.seed,
@@ -138,7 +187,7 @@ def _cmd_memorization(a) -> int:
     r, more = f.results[lab], []
     if a.out is not None:
         more.append(Path(a.out) / "memorization_per_sample.npz")
-        np.savez(more[0], memorized=r.memorized, d1=r.d1, d2=r.d2, nn_index=r.nn_index)
+        atomic_write(more[0], lambda fh: np.savez(fh, memorized=r.memorized, d1=r.d1, d2=r.d2, nn_index=r.nn_index))
     payload = {k: v for k, v in to_jsonable(r).items() if k not in ("memorized", "d1", "d2", "nn_index")}
     return _emit(a, f, f.summary(), {**payload, "n_memorized": r.n_memorized, "samples": a.samples, "train": a.train,
                                      "warnings": msgs}, more)
@@ -157,6 +206,20 @@ def _log(a):
     return (lambda *x, **k: print(*x, file=sys.stderr, **k)) if a.json else print
 
 
+def _cmd_validate_held(a, run):
+    """``run()`` of a ``memlab validate`` command with its ``--out`` held (created, checked writable and locked
+    before any training, :func:`memlab.validation.runtime.run_lock`: a second run on the same folder is refused
+    at once, naming the owner's pid), every warning printed as one ``memlab: warning:`` line, and a training
+    that diverged (``FloatingPointError``) reported as one ``memlab: error:`` line."""
+    from .validation.runtime import run_lock
+
+    try:
+        with run_lock(a.out, name="--out"):
+            return _call(run)[0]
+    except FloatingPointError as exc:
+        raise ValueError(f"training diverged: {exc}") from None
+
+
 def _cmd_validate_gmm(a) -> int:
     over = {k: v for k, v in dict(steps=a.steps, n_noise=a.n_noise, peak_lr=a.peak_lr, t_min=a.t_min).items()
             if v is not None}
@@ -164,11 +227,13 @@ def _cmd_validate_gmm(a) -> int:
         over["ema"] = None
     kw = dict(protocol=a.protocol, seed=a.seed, device=a.device, dtype=a.dtype, n_samples=a.n_samples, C=a.C,
               weighting=a.weighting, threads=a.threads, workers=a.workers, log=_log(a), out=a.out, **over)
-    with _executor(a) as ex:
-        if a.what == "gmm":
-            f, _ = _call(figures.capacity_sweep_figure, a.N, a.d, a.K, executor=ex, **kw)
-        else:
-            f, _ = _call(figures.sweep_grid_figure, a.N, a.d, a.K, executor=ex, **kw)
+
+    def run():
+        build = figures.capacity_sweep_figure if a.what == "gmm" else figures.sweep_grid_figure
+        with _executor(a) as ex:
+            return build(a.N, a.d, a.K, executor=ex, **kw)
+
+    f = _cmd_validate_held(a, run)
     if a.what == "gmm":
         s = f.sweep
         return _emit(a, f, f.summary(), dict(N=s.N, d=s.d, K=s.K, m_pt=s.m_pt, ratio_pt=s.ratio_pt, start=s.start,
@@ -183,10 +248,17 @@ def _cmd_validate_gmm(a) -> int:
 def _cmd_validate_rf(a) -> int:
     from .validation.rf_torch import RFTrainConfig
 
-    tau = np.geomspace(min(1.0, a.tau_max), a.tau_max, a.n_taus) if a.tau_max > 0 else np.full(a.n_taus, a.tau_max)
-    config = RFTrainConfig(tau=tau, optimizer=a.optimizer, delta_tau=a.delta_tau, lr=a.lr)
-    f, _ = _call(figures.rf_training_figure, _rf_model(a, a.psi_p, a.psi_n), config, device=a.device, quiet=a.json,
-                 out=a.out)
+    def run():  # the checkpoint resumes a killed run; removed once the results are written
+        tau = (np.geomspace(min(1.0, a.tau_max), a.tau_max, a.n_taus) if a.tau_max > 0
+               else np.full(a.n_taus, a.tau_max))
+        config = RFTrainConfig(tau=tau, optimizer=a.optimizer, delta_tau=a.delta_tau, lr=a.lr)
+        ck = Path(a.out) / "rf_checkpoint.pt"
+        res = figures.rf_training_figure(_rf_model(a, a.psi_p, a.psi_n), config, device=a.device, quiet=a.json,
+                                         checkpoint=ck, out=a.out)
+        ck.unlink(missing_ok=True)
+        return res
+
+    f = _cmd_validate_held(a, run)
     r = f.result
     return _emit(a, f, f.summary(), dict(agreement=r.agreement, model=r.model, config=r.config,
                                          diagnostics=r.diagnostics))
@@ -197,9 +269,14 @@ def _cmd_validate_timescales(a) -> int:
 
     config = DDPMConfig(width=a.width, optimizer=a.optimizer, lr=a.lr, momentum=a.momentum, n_gen=a.n_gen,
                         n_checkpoints=a.n_checkpoints, sample_steps=a.sample_steps, seed=a.seed)
-    with _executor(a) as ex:
-        f, _ = _call(figures.timescale_study_figure, a.n, config, steps=a.steps, scale_steps=not a.same_steps,
-                     fthr=a.fthr, out=a.out, executor=ex, threads=a.threads, device=a.device, quiet=a.json)
+
+    def run():
+        with _executor(a) as ex:
+            return figures.timescale_study_figure(a.n, config, steps=a.steps, scale_steps=not a.same_steps, fthr=a.fthr,
+                                                  out=a.out, executor=ex, threads=a.threads, device=a.device,
+                                                  quiet=a.json)
+
+    f = _cmd_validate_held(a, run)
     d = f.study.to_dict()
     d.pop("runs")
     return _emit(a, f, f.table(), d)
@@ -213,16 +290,17 @@ def _sub(subs, name, func, help, **kw):
 
 def _rf_args(sp, *, seed=True, ratios=None, d=100):
     if ratios == "one":
-        sp.add_argument("--psi-p", type=float, required=True, help="p/d")
-        sp.add_argument("--psi-n", type=float, required=True, help="n/d")
+        sp.add_argument("--psi-p", type=POSITIVE, required=True, help="p/d")
+        sp.add_argument("--psi-n", type=POSITIVE, required=True, help="n/d")
     if ratios != "sizes":
-        sp.add_argument("--d", type=int, default=d, help="dimension of the finite-size model")
-    sp.add_argument("--t", type=float, required=ratios is not None, default=None if ratios else 0.1,
-                    help="OU diffusion time")
+        sp.add_argument("--d", type=SIZE, default=d, help="dimension of the finite-size model")
+    sp.add_argument("--t", type=OU_TIME, required=ratios is not None, default=None if ratios else 0.1,
+                    help=f"OU diffusion time in (0, {checks.MAX_OU_TIME:g}]")
     if seed:
-        sp.add_argument("--seed", type=int, default=0, help="seed of W, X, Omega")
-    sp.add_argument("--activation", default="tanh", help="tanh, erf, relu or gelu (relu/gelu need --center)")
-    sp.add_argument("--sigma-x", type=float, default=1.0, help="data standard deviation")
+        sp.add_argument("--seed", type=SEED, default=0, help="seed of W, X, Omega")
+    sp.add_argument("--activation", choices=BUILTIN_ACTIVATIONS, default="tanh", help="activation (relu and gelu "
+                    "need --center)")
+    sp.add_argument("--sigma-x", type=POSITIVE, default=1.0, help="data standard deviation")
     sp.add_argument("--center", action="store_true", help="use sigma(h) - mu0(t) (docs/theory/random_features.md §1)")
 
 
@@ -233,15 +311,16 @@ def _opts(sp, *specs):
 
 
 def _out(sp, default="memlab_out", what="output directory"):
-    sp.add_argument("--out", default=default, help=what)
+    sp.add_argument("--out", type=OUT, default=default, help=what + " (checked before any work)")
     sp.add_argument("--json", action="store_true", help="machine-readable output")
 
 
 def _run_args(sp, out_default):
     sp.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: CUDA when available)")
-    sp.add_argument("--workers", type=int, default=None, help="local worker processes (default: gmm all cores, "
-                    "timescales in-process)")
-    sp.add_argument("--threads", type=int, default=None, help="torch threads per worker (restored afterwards)")
+    sp.add_argument("--workers", type=int, default=None, help="local worker processes, >= 1 (default: gmm all "
+                    "cores, timescales in-process)")
+    sp.add_argument("--threads", type=int, default=None, help="torch threads per worker, >= 1 (default: the cores "
+                    "shared among the workers; restored afterwards)")
     sp.add_argument("--scheduler", default=None, help="Dask scheduler address (needs memlab[dask])")
     _out(sp, out_default, "output directory (checkpoints: resumable)")
 
@@ -249,64 +328,75 @@ def _run_args(sp, out_default):
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="memlab", description="Memorization vs generalization in diffusion models: capacity crossover "
                 "M*, Monte Carlo losses of the GMM laboratory, random-features timescales, figures, validation.")
-    sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
+    sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser, metavar="command")
     m = _sub(sub, "mstar", _cmd_mstar, "predicted capacity crossover M*", description="The capacity crossover M* "
              "(arXiv:2508.17689v1 Eq. 21, our users' \"Eq. 14\"): M* = N (1 - r/C), "
              "docs/theory/capacity_crossover.md §5.")
-    m.add_argument("--N", type=int, required=True, help="training-set size")
+    m.add_argument("--N", type=SIZE, required=True, help="training-set size")
     m.add_argument("--weighting", choices=WEIGHTINGS, default="paper", help="time weighting")
-    _opts(m, ("--C", float, 2.0, "Thm 3.2 constant (the paper uses 2)"), ("--sigma2", float, 1.0, "component variance "
-          "sigma*^2"), ("--d", int, None, "data dimension (enables validity diagnostics)"),
-          ("--K", int, None, "number of components (coupon-collector check; needs --d)"))
+    _opts(m, ("--C", POSITIVE, 2.0, "Thm 3.2 constant (the paper uses 2)"), ("--sigma2", POSITIVE, 1.0, "component "
+          "variance sigma*^2"), ("--d", SIZE, None, "data dimension (enables validity diagnostics)"),
+          ("--K", SIZE, None, "number of components (coupon-collector check; needs --d)"))
     m.add_argument("--json", action="store_true", help="machine-readable output")
     ts = _sub(sub, "timescales", _cmd_timescales, "tau_gen_formula, tau_mem_formula, tau_mem_spectrum, window and "
               "n* = p of a random-features score model (arXiv:2505.17638 MT §3)")
     for flag, hlp in (("--n", "training-set size"), ("--p", "number of random features"), ("--d", "data dimension")):
-        ts.add_argument(flag, type=int, required=True, help=hlp)
+        ts.add_argument(flag, type=SIZE, required=True, help=hlp)
     _rf_args(ts, seed=False, ratios="sizes")
     ts.add_argument("--no-numeric", action="store_true", help="skip the solved spectrum (tau_mem_spectrum)")
+    ts.add_argument("--engine", choices=("python", "numba"), default="python",
+                    help="how the spectrum's kernels run: 'python' runs them uncompiled (a one-off answer: no numba "
+                         "import or compiled-cache load, about 1 s), 'numba' compiled (faster per point); the two "
+                         "agree to rounding")
     ts.add_argument("--json", action="store_true", help="machine-readable output")
     sp = _sub(sub, "spectrum", _cmd_spectrum, "Theorem 3.1 density of U over a finite-size eigenvalue histogram "
               "(arXiv:2505.17638 Fig. 4 analogue)")
     _rf_args(sp, ratios="one")
     _out(sp)
-    pl = sub.add_parser("plot", help="figures").add_subparsers(dest="what", required=True, parser_class=_Parser)
+    pl = sub.add_parser("plot", help="figures").add_subparsers(dest="what", required=True, parser_class=_Parser,
+                                                               metavar="figure")
     g = _sub(pl, "gmm-losses", _cmd_plot, "Monte Carlo excess losses vs M/N with the Thm 3.1/3.2 lines")
     for flag, v, hlp in (("--N", 200, "training-set size"), ("--d", 50, "data dimension"),
                          ("--K", 12, "mixture components"), ("--n-noise", 100, "noise draws per training point"),
                          ("--n-m", 20, "number of M values (M = k N // n_m)"), ("--seed", 0, "data seed")):
-        g.add_argument(flag, type=int, default=v, help=hlp)
-    g.add_argument("--t", type=float, default=0.36028, help="diffusion time in (0, 1) (grid time t_16)")
+        g.add_argument(flag, type=SEED if flag == "--seed" else SIZE, default=v, help=hlp)
+    g.add_argument("--t", type=_checked(checks.unit_time), default=0.36028, help="diffusion time in (0, 1) (grid "
+                   "time t_16)")
     _out(g)
     rc = _sub(pl, "rf-curves", _cmd_plot, "random-features learning curves vs tau and tau/tau_mem_formula, read-offs "
               "tau_gen_score_min and tau_mem_half_rise (arXiv:2505.17638 Fig. 5 analogue)")
-    rc.add_argument("--psi-n", type=float, nargs="+", default=[4.0, 8.0, 16.0, 32.0], help="n/d values")
-    rc.add_argument("--gd-psi-n", type=float, nargs="*", default=None, help="psi_n simulated by GD (default: the "
+    rc.add_argument("--psi-n", type=POSITIVE, nargs="+", default=[4.0, 8.0, 16.0, 32.0], help="n/d values")
+    rc.add_argument("--gd-psi-n", type=POSITIVE, nargs="*", default=None, help="psi_n simulated by GD (default: the "
                     "first two of --psi-n)")
-    _opts(rc, ("--psi-p", float, 64.0, "p/d"), ("--gd-d", int, 10, "dimension of the GD simulations (0: none)"),
-          ("--gd-tau-max", float, 3e4, "last GD time (units k eta/d^2)"))
+    _opts(rc, ("--psi-p", POSITIVE, 64.0, "p/d"), ("--gd-d", _checked(checks.positive_int, minimum=0, maximum=MAX_SIZE),
+          10, "dimension of the GD simulations (0: none)"), ("--gd-tau-max", _checked(checks.real, low=1.0,
+          low_open=True), 3e4, "last GD time, > 1 (units k eta/d^2)"))
     _rf_args(rc)
     _out(rc)
     rp = _sub(pl, "rf-phase", _cmd_plot, "heat map of L_gen over (psi_n, psi_p) at fixed tau with the "
               "tau_mem_formula and tau_gen_formula boundaries (arXiv:2505.17638 Fig. 5C analogue)")
-    rp.add_argument("--psi-p", type=float, nargs="+", default=[4, 8, 16, 32, 64, 128], help="p/d grid")
-    rp.add_argument("--psi-n", type=float, nargs="+", default=[1, 2, 4, 8, 16, 32, 64, 128], help="n/d grid")
-    rp.add_argument("--tau", type=float, nargs="+", default=[1e3, 1e4], help="training times (units k eta/d^2)")
+    rp.add_argument("--psi-p", type=POSITIVE, nargs="+", default=[4, 8, 16, 32, 64, 128], help="p/d grid")
+    rp.add_argument("--psi-n", type=POSITIVE, nargs="+", default=[1, 2, 4, 8, 16, 32, 64, 128], help="n/d grid")
+    rp.add_argument("--tau", type=TAU, nargs="+", default=[1e3, 1e4], help="training times >= 0 (units k eta/d^2; "
+                    "inf: the end of training)")
     _rf_args(rp, d=16)
     _out(rp)
     mm = _sub(sub, "memorization", _cmd_memorization, "memorization fraction of generated samples: nearest / "
-              "second-nearest rule d1 < k d2 (arXiv:2310.02664) with a bootstrap CI")
-    mm.add_argument("--samples", required=True, help="generated samples: .npy, .npz or a folder of .png images")
-    mm.add_argument("--train", required=True, help="training set: .npy, .npz or a folder of .png images")
-    _opts(mm, ("--k", float, 1.0 / 3.0, "ratio threshold in (0, 1) (strict)"), ("--seed", int, 0, "bootstrap seed"),
-          ("--n-boot", int, 1000, "bootstrap resamples (0: no interval)"),
-          ("--memory-limit-mb", float, 1024.0, "working-memory bound of the search (MiB)"))
+              "second-nearest rule d1 < k d2 (arXiv:2310.02664) with an exact (Clopper-Pearson) CI")
+    mm.add_argument("--samples", type=INPUT, required=True, help="generated samples: .npy, .npz or a folder of .png "
+                    "images (a 1-D array is one sample)")
+    mm.add_argument("--train", type=INPUT, required=True, help="training set: .npy, .npz or a folder of .png images")
+    _opts(mm, ("--k", _checked(checks.probability), 1.0 / 3.0, "ratio threshold in (0, 1) (strict)"),
+          ("--seed", SEED, 0, "bootstrap seed"), ("--n-boot", _checked(checks.positive_int, minimum=0,
+          maximum=10 ** 6), 1000, "resamples of the papers' percentile bootstrap, reported too (0: none)"),
+          ("--memory-limit-mb", _checked(checks.real, low=1.0, high=1e9), 1024.0, "working-memory bound of the "
+          "search (MiB)"))
     mm.add_argument("--dedupe", action="store_true", help="drop exact duplicate training rows first")
     mm.add_argument("--quantize", action="store_true", help="round and clip samples to uint8 0..255 (images)")
     _out(mm, None, "directory for the ratio figure and per-sample results")
     dm = _sub(sub, "demo", lambda a: _demo(a.out), "M* tables, GMM-laboratory figures, random-features "
               "timescales, spectrum, learning curves and phase diagram (about a minute on 2 cores)")
-    dm.add_argument("--out", default="memlab_out", help="output directory for figures")
+    dm.add_argument("--out", type=OUT, default="memlab_out", help="output directory for figures (checked first)")
     vsub = sub.add_parser("validate", help="validation against trained models (PyTorch)").add_subparsers(
         dest="what", required=True, parser_class=_Parser)
     for name, hlp in (("gmm", "train GMM denoisers over M, measure the memorization transition vs M* "
@@ -357,14 +447,34 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _warn(message, category, *args, **kw):  # a warning raised outside _call: one line too
+    print(f"memlab: warning: {' '.join(str(message).split())}", file=sys.stderr)
+
+
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    """Run ``memlab`` with ``argv`` (default ``sys.argv[1:]``) and return the exit status (2: bad input)."""
     try:
-        return args.func(args)
-    except (ValueError, TypeError, OSError) as exc:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help (0), or a refused value whose one line argparse has printed (2)
+        return 0 if exc.code is None else exc.code
+    try:
+        with warnings.catch_warnings():
+            warnings.showwarning = _warn
+            return args.func(args)
+    except (ValueError, TypeError, OSError, MemoryError) as exc:
+        what = "not enough memory: " if isinstance(exc, MemoryError) else ""
+        print(f"memlab: error: {what}{' '.join(str(exc).split())}", file=sys.stderr)
+    except RuntimeError as exc:  # the library's checks of its own results (e.g. a spectrum solver that failed)
+        if not type(exc).__module__.startswith("memlab."):
+            raise
         print(f"memlab: error: {' '.join(str(exc).split())}", file=sys.stderr)
+    except FloatingPointError as exc:  # numpy errstate(raise) in a computation that overflowed or diverged
+        print(f"memlab: error: floating-point error: {' '.join(str(exc).split())}", file=sys.stderr)
     except ModuleNotFoundError as exc:  # pragma: no cover - the validation layer without PyTorch
         print(f"memlab: error: {exc}; memlab validate needs PyTorch: pip install 'memlab[torch]'", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("memlab: interrupted (runs that checkpoint resume when the same command is run again)", file=sys.stderr)
+        return 130
     return 2
 
 

@@ -17,6 +17,7 @@ import builtins
 import time
 import warnings
 
+from .io import output_dir
 from .numerics.timescales import predict_timescales
 from .theory.crossover import WEIGHTINGS, predict_mstar
 from .theory.rf_model import RFModel
@@ -51,7 +52,9 @@ def timescales_table(results) -> str:
 
 
 def run_demo(out="memlab_out", *, print=builtins.print) -> dict:
-    """Run the demo, writing its figures to ``out`` and its text through ``print``.
+    """Run the demo, writing its figures to ``out`` (``None``: draw without saving) and its text through ``print``.
+
+    ``out`` is checked first (:func:`memlab.io.output_dir`): an unwritable folder fails before any work.
 
     Returns
     -------
@@ -60,6 +63,8 @@ def run_demo(out="memlab_out", *, print=builtins.print) -> dict:
         ``"spectrum"``, ``"rf_curves"``, ``"rf_phase"``; figures closed after saving), plus
         ``"timescales"`` (list of :class:`~memlab.numerics.timescales.TimescalesResult`) and ``"wall_s"``.
     """
+    if out is not None:
+        output_dir(out)
     from . import figures  # matplotlib loads here, not for the tables above
 
     t_start = time.perf_counter()
@@ -83,7 +88,7 @@ def run_demo(out="memlab_out", *, print=builtins.print) -> dict:
     g = figures.gmm_losses_figure(200, 50, 12, n_noise=100, seed=0, n_m=20, out=out)
     show("gmm_losses", g, g.summary(Ms=(40, 100, 160)))
 
-    print("\nmemorization fraction (1/3 rule, 95% bootstrap CI) of 200 DDIM samples, GMM lab N=200, d=50, K=12:")
+    print("\nmemorization fraction (1/3 rule, 95% Clopper-Pearson CI) of 200 DDIM samples, GMM lab N=200, d=50, K=12:")
     mf = figures.gmm_memorization_figure(200, 50, 12, M=100, n_samples=200, seed=0, sample_seed=1, out=out)
     show("memorization", mf, mf.table())
 

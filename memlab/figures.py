@@ -7,8 +7,10 @@ otherwise ``out/<stem>.png`` (150 dpi) and ``out/<stem>.pdf`` are written.  Figu
 ``matplotlib.pyplot``; call ``.close()`` on the result when done (the CLI does).
 
 Arguments are validated by the library functions they are passed to (``ValueError``/``TypeError`` naming
-the parameter); the PyTorch-backed builders (:func:`capacity_sweep_figure`, :func:`sweep_grid_figure`,
-:func:`rf_training_figure`, :func:`timescale_study_figure`) import :mod:`memlab.validation` only when called.
+the parameter); ``out`` is checked (:func:`memlab.io.output_dir`: a folder that exists or can be created, and
+is writable) before any work, so an unwritable folder fails at once, not after the computation.  The
+PyTorch-backed builders (:func:`capacity_sweep_figure`, :func:`sweep_grid_figure`, :func:`rf_training_figure`,
+:func:`timescale_study_figure`) import :mod:`memlab.validation` only when called.
 
 Examples
 --------
@@ -41,7 +43,7 @@ from .numerics.timescales import predict_timescales
 from .theory import checks
 from .theory.grid import paper_grid
 from .theory.rf_model import RFModel
-from .io import to_json, to_jsonable  # noqa: F401  (re-exported: figures.to_jsonable)
+from .io import output_dir, to_json, to_jsonable  # noqa: F401  (re-exported: figures.to_jsonable)
 
 __all__ = ["FigureResult", "GMMLossesFigure", "SpectrumFigure", "RFCurvesFigure", "PhaseFigure", "MemorizationFigure",
            "CapacitySweepFigure", "SweepGridFigure", "RFTrainingFigure", "TimescaleStudyFigure",
@@ -63,6 +65,12 @@ class FigureResult:
     def close(self):
         """Release the figure from pyplot (it can still be saved with ``figure.savefig``)."""
         plot.plt.close(self.figure)
+
+
+def _check_out(out) -> None:
+    """Fail before any work when ``out`` cannot become the output folder."""
+    if out is not None:
+        output_dir(out)
 
 
 def _finish(fig, out, stem) -> tuple:
@@ -104,6 +112,7 @@ def gmm_losses_figure(N: int = 200, d: int = 50, K: int = 12, t: float = float(p
     :func:`memlab.gmm_excess_losses` ``(N, d, K, t, Ms, sigma2=sigma2, n_noise=n_noise, seed=seed)``.
     The default ``t`` is the grid time ``t_16 = 0.36028``.  Saved as ``gmm_losses``.
     """
+    _check_out(out)
     step = max(checks.positive_int("N", N) // checks.positive_int("n_m", n_m), 1)
     Ms = sorted(set(range(step, N + 1, step)) | {N})
     t0 = time.perf_counter()
@@ -148,6 +157,7 @@ def rf_spectrum_figure(model: RFModel, *, out=None) -> SpectrumFigure:
     """
     if not isinstance(model, RFModel):
         raise TypeError(f"model must be an RFModel (got {type(model).__name__})")
+    _check_out(out)
     model.sizes()                                   # a d too small for the ratios fails before the solver
     spec = rf_spectrum(model)
     eigs = gep_eigenvalues(gep_matrices(model, dense=False))
@@ -217,6 +227,7 @@ def rf_curves_figure(model: RFModel, psi_ns=None, *, tau=None, gd_d: int = 10, g
     """
     if not isinstance(model, RFModel):
         raise TypeError(f"model must be an RFModel (got {type(model).__name__})")
+    _check_out(out)
     models = [model.replace(psi_n=x) for x in (psi_ns if psi_ns is not None else [model.psi_n])]
     gd_d = checks.positive_int("gd_d", gd_d, minimum=0)
     gd_models = []
@@ -259,6 +270,7 @@ def rf_phase_figure(model: RFModel, tau, *, psi_p_grid, psi_n_grid, out=None) ->
     """Heat maps of ``L_gen`` over ``(psi_n, psi_p)`` at the training times ``tau`` (arXiv:2505.17638 Fig. 5C
     analogue): :func:`memlab.rf_phase_diagram` ``(model, tau, psi_p_grid=..., psi_n_grid=...)``, one panel per
     ``tau``.  Saved as ``rf_phase_t{t}``."""
+    _check_out(out)
     pdg = rf_phase_diagram(model, tau, psi_p_grid=psi_p_grid, psi_n_grid=psi_n_grid)
     fig, axes = plot.plt.subplots(1, len(pdg.tau), figsize=(5.4 * len(pdg.tau), 4.4), squeeze=False)
     plot.plot_rf_phase(pdg, axes=axes.ravel())
@@ -275,7 +287,7 @@ class MemorizationFigure(FigureResult):
     results: dict
 
     def table(self) -> str:
-        """One line per sample set: fraction, bootstrap interval, median ``d1/d2``."""
+        """One line per sample set: fraction, confidence interval (``ci_low``, ``ci_high``), median ``d1/d2``."""
         lines = []
         for lab, r in self.results.items():
             ci = "" if r.ci_low is None else f"  [{r.ci_low:.3f}, {r.ci_high:.3f}]"
@@ -283,10 +295,12 @@ class MemorizationFigure(FigureResult):
         return "\n".join(lines)
 
     def summary(self) -> str:
-        """Per set: fraction with its bootstrap interval, memorized count, threshold and sizes."""
+        """Per set: fraction with its confidence interval (and how it was computed), memorized count, threshold
+        and sizes."""
         lines = []
         for lab, r in self.results.items():
-            ci = "" if r.ci_low is None else f", {100 * r.level:g}% bootstrap CI [{r.ci_low:.4f}, {r.ci_high:.4f}]"
+            how = getattr(r, "ci_method", "bootstrap").replace("clopper-pearson", "Clopper-Pearson")
+            ci = "" if r.ci_low is None else f", {100 * r.level:g}% {how} CI [{r.ci_low:.4f}, {r.ci_high:.4f}]"
             lines.append(f"{lab}: memorization fraction {r.fraction:.4f}{ci}: {r.n_memorized} of {r.n_samples} "
                          f"samples have d1 < {r.k:.4g} d2 against N = {r.n_train} training points")
         return "\n".join(lines)
@@ -295,13 +309,14 @@ class MemorizationFigure(FigureResult):
 def memorization_figure(samples, train, *, k: float = 1.0 / 3.0, n_boot: int = 1000, seed: int = 0,
                         dedupe: bool = False, memory_limit: int | None = None, out=None,
                         stem: str = "memorization") -> MemorizationFigure:
-    """Memorization fractions (1/3 rule with a bootstrap interval) and the ``d1/d2`` histograms of one or
+    """Memorization fractions (1/3 rule with a confidence interval) and the ``d1/d2`` histograms of one or
     several sample sets against one training set (docs/theory/memorization_metrics.md §1-§3).
 
     ``samples`` is an ``(S, D)`` array or a mapping label -> array (e.g. from :func:`memlab.load_points`);
     each goes through :func:`memlab.memorization_fraction` ``(x, train, k=k, n_boot=n_boot, seed=seed,
     dedupe=dedupe, memory_limit=memory_limit)`` (``memory_limit=None``: its default).  Saved as ``stem``.
     """
+    _check_out(out)
     sets = dict(samples) if isinstance(samples, dict) else {"samples": samples}
     kw = {} if memory_limit is None else {"memory_limit": memory_limit}
     res = {lab: memorization_fraction(x, train, k=k, n_boot=n_boot, seed=seed, dedupe=dedupe, **kw)
@@ -321,6 +336,7 @@ def gmm_memorization_figure(N: int = 200, d: int = 50, K: int = 12, *, M: int = 
     denoiser, of the optimal empirical denoiser under the EDM schedule, and fresh draws of the mixture.
     Saved as ``memorization_gmm``.
     """
+    _check_out(out)
     data = sample_gmm(N, d, K, seed=seed)
     sets = {f"mem (N={N})": ddim_sample(memorizing_denoiser(data.train), n_samples, seed=sample_seed).samples,
             f"pmem (M={M})": ddim_sample(pmem_denoiser(data.train, M), n_samples, seed=sample_seed).samples,
@@ -363,6 +379,8 @@ def capacity_sweep_figure(N: int, d: int, K: int, *, protocol="paper", out=None,
     """
     from .validation.gmm_sweep import sweep_capacity
 
+    _check_out(out)
+
     sw = sweep_capacity(N, d, K, protocol=protocol, out=out, **sweep_options)
     fig, axes = plot.plt.subplots(1, 3, figsize=(15, 4.4))
     plot.plot_capacity_sweep(sw, axes=axes)
@@ -385,6 +403,8 @@ def sweep_grid_figure(Ns, ds, Ks, *, protocol="paper", out=None, **sweep_options
     (docs/theory/capacity_crossover.md §5, §7): :func:`memlab.validation.gmm_sweep.sweep_grid`
     ``(Ns, ds, Ks, protocol=protocol, out=out, **sweep_options)``.  Saved as ``gmm_sweep_grid``."""
     from .validation.gmm_sweep import sweep_grid
+
+    _check_out(out)
 
     sweeps = sweep_grid(Ns, ds, Ks, protocol=protocol, out=out, **sweep_options)
     fig, ax = plot.plt.subplots(figsize=(max(6, 0.3 * len(sweeps) + 3), 4.5))
@@ -416,6 +436,7 @@ def rf_training_figure(model: RFModel, config, *, device=None, checkpoint=None, 
     from .validation.rf_torch import train_rf
     from .validation.runtime import write_json_atomic
 
+    _check_out(out)
     res = train_rf(model, config, device=device, checkpoint=checkpoint, quiet=quiet)
     fig, axes = plot.plt.subplots(1, 2, figsize=(13, 4.6))
     plot.plot_rf_training(res, axes=axes)
@@ -445,8 +466,9 @@ class TimescaleStudyFigure(FigureResult):
             lines.append(f"{int(n):6d} " + " ".join(cells))
         f = st.fit
         if f.get("a") is not None:
-            lines.append(f"fit tau_mem_onset = a n: a = {f['a']:.4g} updates per point, R^2 = {f['r2']:.4f}; "
-                         f"tau_mem_onset ~ n^{f['gamma']:.3f} (R^2 log = {f['r2_log']:.4f}); tau_gen_quality_min "
+            r2, r2l = (("-" if f[k] is None else f"{f[k]:.4f}") for k in ("r2", "r2_log"))  # None: times all equal
+            lines.append(f"fit tau_mem_onset = a n: a = {f['a']:.4g} updates per point, R^2 = {r2}; "
+                         f"tau_mem_onset ~ n^{f['gamma']:.3f} (R^2 log = {r2l}); tau_gen_quality_min "
                          f"spread max/min = {st.tau_gen_quality_spread:.3f} (tau_gen_plateau: "
                          f"{st.tau_gen_plateau_spread:.3f})")
         else:
@@ -460,6 +482,8 @@ def timescale_study_figure(ns, config=None, *, out=None, **study_options) -> Tim
     analogue; docs/theory/validation.md §4): :func:`memlab.validation.timescales.timescale_study` ``(ns, config,
     out=out, **study_options)``.  Saved as ``timescales_study`` next to the study's ``study.json``."""
     from .validation.timescales import timescale_study
+
+    _check_out(out)
 
     st = timescale_study(ns, config, out=out, **study_options)
     fig, axes = plot.plt.subplots(2, 3, figsize=(16, 9))

@@ -1,33 +1,50 @@
 """Reading points from files: ``.npy``, ``.npz`` or a folder of PNG images (for ``memlab memorization`` and
-notebooks).  File reading lives here, in the facade, not in the numerics layer."""
+notebooks), and checking an output folder before any work is done.  File reading lives here, in the facade,
+not in the numerics layer."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["load_points", "to_jsonable", "to_json"]
+__all__ = ["load_points", "output_dir", "atomic_write", "to_jsonable", "to_json"]
 
 
 def load_points(path, *, name: str = "points", key: str | None = None) -> np.ndarray:
     """Load points as an (n, D) array from ``.npy``, ``.npz`` or a folder of PNG images.
 
-    * ``.npy``: one array; 2-D or more (flattened per row).
+    * ``.npy``: one array of real numbers; 2-D or more is flattened per row, and a 1-D array is one point of
+      ``D`` features (as :func:`memlab.memorization_fraction` reads it), returned with shape ``(1, D)``.
     * ``.npz``: the array under ``key``, else under ``name``, else the only array in the file.
     * a folder: every ``*.png`` in it (sorted by name), read with matplotlib and put on the raw 0-255
       scale as uint8 (Gu et al. compare uint8 pixels), each image flattened; all must have the same shape.
       A fully opaque alpha channel is dropped (RGBA and RGB files of the same pixels then agree).
 
-    Raises ``ValueError`` naming ``name`` and the path for a missing, unreadable or ambiguous input.
+    Raises ``ValueError`` naming ``name`` and the path for a missing, unreadable, ambiguous or non-numeric input
+    (a device or a named pipe is refused, so reading never blocks).
     """
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"name must be a non-empty str, the label used in messages (got {name!r})")
+    if key is not None and (not isinstance(key, str) or not key):
+        raise TypeError(f"key must be None or the name of an array in the .npz file (got {key!r})")
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"{name} must be a path (str or os.PathLike; got {type(path).__name__})")
     p = Path(path)
-    if not p.exists():
+    try:
+        exists, is_dir, is_file = p.exists(), p.is_dir(), p.is_file()
+    except (OSError, ValueError) as exc:  # a name too long, a NUL byte
+        raise ValueError(f"{name}: cannot use {str(p)!r} as a path ({exc})") from None
+    if str(path) == "" or not exists:
         raise ValueError(f"{name}: {str(p)!r} does not exist")
-    if p.is_dir():
+    if not (is_dir or is_file):
+        raise ValueError(f"{name}: {str(p)!r} is not a regular file or a folder")
+    if is_dir:
         files = sorted(f for f in p.iterdir() if f.suffix.lower() == ".png" and f.is_file())
         if not files:
             raise ValueError(f"{name}: folder {str(p)!r} contains no .png images")
@@ -63,17 +80,69 @@ def load_points(path, *, name: str = "points", key: str | None = None) -> np.nda
         with obj:
             keys = list(obj.keys())
             pick = key if key is not None else (name if name in keys else (keys[0] if len(keys) == 1 else None))
+            if key is not None and key not in keys:
+                raise ValueError(f"key {key!r} is not an array of {str(p)!r} (it holds {keys})")
             if pick is None or pick not in keys:
                 raise ValueError(f"{name}: {str(p)!r} holds arrays {keys}; cannot tell which one to use "
                                  f"(store one array, or name it {name!r})")
             arr = obj[pick]
     else:
         arr = obj
+    if arr.dtype.kind not in "biuf":
+        raise ValueError(f"{name}: {str(p)!r} holds an array of dtype {arr.dtype}; points must be real numbers")
     if arr.ndim == 0:
         raise ValueError(f"{name}: {str(p)!r} holds a scalar, not an array of points")
-    if arr.ndim > 2:
+    if arr.ndim == 1:
+        arr = arr.reshape(1, -1)
+    elif arr.ndim > 2:
         arr = arr.reshape(arr.shape[0], -1)
     return arr
+
+
+def output_dir(out, *, name: str = "out") -> Path:
+    """Check, before any work, that ``out`` can become the output folder; return it as a ``Path``.
+
+    ``out`` is a folder that exists or can be created: its nearest existing ancestor is a folder in which a
+    (deleted at once) temporary file can be written, so a read-only file system is caught too.  Nothing is
+    created.  Raises ``ValueError`` naming ``name`` and the path otherwise (``TypeError`` for a non-path).
+    """
+    if not isinstance(out, (str, os.PathLike)):
+        raise TypeError(f"{name} must be a folder path (str or os.PathLike; got {type(out).__name__})")
+    text = os.fspath(out)
+    if not isinstance(text, str) or not text.strip() or "\0" in text:
+        raise ValueError(f"{name} must be a non-empty folder path (got {text!r})")
+    p = Path(text)
+    probe = p
+    try:
+        while not probe.exists():
+            if probe.is_symlink():
+                raise ValueError(f"{name}: {text!r} goes through the broken link {str(probe)!r}")
+            probe = probe.parent
+        if not probe.is_dir():
+            why = "is a file" if probe == p else f"lies under {str(probe)!r}, which is a file"
+            raise ValueError(f"{name}: {text!r} cannot be an output folder: it {why}")
+        with tempfile.TemporaryFile(dir=probe):
+            pass
+    except OSError as exc:
+        raise ValueError(f"{name}: cannot write in {str(probe)!r} ({exc.strerror or exc})") from None
+    return p
+
+
+def atomic_write(path, write) -> Path:
+    """Write ``path`` atomically: ``write(f)`` fills a binary file object of a temporary file in the same folder,
+    which then replaces ``path`` (``os.replace``), so a reader or a killed run never sees a half-written file.
+    The temporary file is removed if ``write`` fails.  Returns ``Path(path)``."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)   # the umask applies, as for open(path, "wb")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
 
 
 def to_jsonable(obj):

@@ -14,6 +14,7 @@ if os.environ.get("MPLBACKEND") is None:
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from .io import atomic_write  # noqa: E402
 from .numerics.losses import ExcessLosses  # noqa: E402
 from .theory import crossover  # noqa: E402
 
@@ -22,12 +23,13 @@ __all__ = ["plot_gmm_losses", "plot_rf_spectrum", "plot_rf_curves", "plot_rf_pha
 
 
 def save_figure(fig, out_dir, stem: str) -> list[Path]:
-    """Save ``fig`` as ``out_dir/stem.png`` (150 dpi) and ``out_dir/stem.pdf``; return the paths."""
+    """Save ``fig`` as ``out_dir/stem.png`` (150 dpi) and ``out_dir/stem.pdf``, each written atomically
+    (:func:`memlab.io.atomic_write`); return the paths."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / f"{stem}.png", out / f"{stem}.pdf"]
-    fig.savefig(paths[0], dpi=150, bbox_inches="tight")
-    fig.savefig(paths[1], bbox_inches="tight")
+    for path, kw in zip(paths, ({"dpi": 150}, {})):
+        atomic_write(path, lambda f, fmt=path.suffix[1:], kw=kw: fig.savefig(f, format=fmt, bbox_inches="tight", **kw))
     return paths
 
 
@@ -290,7 +292,7 @@ def plot_memorization(results, *, axes=None):
 
     Left: histogram of ``log10(d1/d2)`` per sample set with the threshold ``k`` as a vertical line
     (samples left of it are memorized).  Right: the memorization fraction of each set as a marker with
-    its bootstrap interval as error bars.
+    its confidence interval (``ci_low``, ``ci_high``; ``ci_method`` says which) as error bars.
 
     Parameters
     ----------
@@ -330,15 +332,16 @@ def plot_memorization(results, *, axes=None):
     hi_ci = np.array([results[lab].ci_high if results[lab].ci_high is not None else results[lab].fraction
                       for lab in labels])
     xs = np.arange(len(labels))
+    how = getattr(next(iter(results.values())), "ci_method", "bootstrap").replace("clopper-pearson", "Clopper-Pearson")
     bx.errorbar(xs, f, yerr=[f - lo_ci, hi_ci - f], fmt="o", color="C3", capsize=4,
-                label="measured (bootstrap CI)")
+                label=f"measured ({how} CI)")
     bx.set_xticks(xs)
     bx.set_xticklabels(labels, rotation=15, fontsize=8)
     bx.set_ylim(-0.05, 1.05)
     bx.set_xlim(-0.6, len(labels) - 0.4)
     bx.set_ylabel("memorization fraction (dimensionless)")
     lvl = next(iter(results.values())).level
-    bx.set_title(f"fraction memorized, {100 * lvl:g}% bootstrap CI", fontsize=9)
+    bx.set_title(f"fraction memorized, {100 * lvl:g}% {how} CI", fontsize=9)
     bx.legend(fontsize=7, loc="center right")
     return axes
 
@@ -346,7 +349,7 @@ def plot_memorization(results, *, axes=None):
 def plot_capacity_sweep(sweep, *, axes=None):
     """A capacity sweep (arXiv:2508.17689v1 Fig. 2 analogue; docs/theory/capacity_crossover.md §7).
 
-    (a) memorization fraction vs ``M/N`` (markers with bootstrap error bars) with the predicted ``M*/N`` line
+    (a) memorization fraction vs ``M/N`` (markers with 95% Clopper-Pearson error bars) with the predicted ``M*/N`` line
     (the capacity crossover, arXiv:2508.17689v1 Eq. 21) and the measured transition band; (b) train and test
     loss at ``t_16`` (x0 units) vs ``M/N`` with the Thm 3.1 level; (c) learned ``sigma^2`` vs ``M/N``.  The
     titles name the training protocol; the figure's caption is ``sweep.prediction_note`` (which prediction is
@@ -363,7 +366,7 @@ def plot_capacity_sweep(sweep, *, axes=None):
     lo = np.array([r["ci_low"] if r["ci_low"] is not None else r["fraction"] for r in sweep.results])
     hi = np.array([r["ci_high"] if r["ci_high"] is not None else r["fraction"] for r in sweep.results])
     a.errorbar(x, f, yerr=[f - lo, hi - f], fmt="o", ms=4, capsize=2, color="C0",
-               label=f"measured ({st.get('n_samples', 50)} DDIM samples, 95% bootstrap CI)")
+               label=f"measured ({st.get('n_samples', 50)} DDIM samples, 95% Clopper-Pearson CI)")
     m = sweep.mstar
     if m.ratio is not None:
         a.axvline(m.ratio, color="C3", lw=2, label=f"predicted $M^*/N$ = {m.ratio:.3f} ({m.weighting} weighting, "
@@ -471,7 +474,7 @@ def plot_rf_training(res, *, axes=None):
 def plot_timescale_study(study, *, axes=None):
     """The ``n`` ladder of small DDPMs (docs/theory/validation.md §4; arXiv:2505.17638 Fig. 2 analogue), six panels:
 
-    (a) memorization fraction vs training steps (markers with 95% bootstrap CIs; dotted: ``fthr``; dashed:
+    (a) memorization fraction vs training steps (markers with 95% Clopper-Pearson CIs; dotted: ``fthr``; dashed:
     ``tau_mem_onset``); (b) ``f_mem / f_mem(max)`` vs ``tau / n`` (collapse); (c) sample-quality proxy (KL
     estimate, log) vs ``tau`` with ``tau_gen_quality_min`` marked; (d) score error at the fixed diffusion step vs
     ``tau``; (e) ``tau_mem_onset`` and the ``tau_gen_*`` read-offs vs ``n`` with the fitted line
@@ -533,7 +536,8 @@ def plot_timescale_study(study, *, axes=None):
     if fit.get("a") is not None:
         xx = np.geomspace(n_arr.min() / 1.5, n_arr.max() * 1.5, 50)
         ax[4].plot(xx, fit["a"] * xx, "-", color="C3", lw=1.2,
-                   label=rf"fit tau_mem_onset $= {fit['a']:.3g}\,n$ ($R^2$ = {fit['r2']:.3f}; "
+                   label=rf"fit tau_mem_onset $= {fit['a']:.3g}\,n$ ($R^2$ = "
+                         + ("-" if fit["r2"] is None else f"{fit['r2']:.3f}") + "; "
                          rf"$\gamma$ = {fit['gamma']:.2f})")
     ax[4].set_xscale("log")
     ax[4].set_yscale("log")

@@ -32,9 +32,11 @@ import threading
 
 import numpy as np
 from llvmlite import ir
-from numba import config, njit
+from numba import config
 from numba.core import cgutils, types
 from numba.extending import intrinsic
+
+from ._jit import njit
 
 # exp(x) for x in [-708, 0]: Cody-Waite reduction x = k ln2 + r, |r| <= ln2/2, degree-13 Taylor
 # polynomial (truncation < 5e-18 relative), scaling by 2^k through the exponent bits.  The loop has
@@ -54,6 +56,12 @@ _CANCEL = 0.25
 # Entries more than this many nats below their segment maximum are dropped from the softmax: together
 # they weigh < M e^-60 of it (below 1e-20 relative for M < 1e6, far below float64 rounding).
 _SPARSE_CUT = 60.0
+# Rounding bound of the GEMM expansion q = ||x||^2 - 2 a x.mu + a^2 ||mu||^2 in units of ||x||^2 + a^2 ||mu||^2:
+# 2 gamma_{d+3} (gamma_n = n u / (1 - n u), u = 2^-53) covers the two dot products and the two additions.  The
+# survivor cut and the exactness window are widened by twice this bound, so that for data far from the origin
+# (where every distance is small against the norms) no entry within the cut of the true minimum is lost to
+# rounding before its exact distance is computed.
+_UNIT_ROUNDOFF = 2.0 ** -53
 
 
 @njit(cache=True)
@@ -168,13 +176,16 @@ def _fetch_add(typingctx, counter, value):
 
 @njit(cache=True)
 def _count_survivors(q, m, thr, win, cq, cnmu, lo):
-    """Entries of q[:m] below ``thr`` and entries that need the exactness correction (vectorised counts)."""
+    """Entries of q[:m] up to ``thr`` and entries that need the exactness correction (vectorised counts).
+
+    ``<=``: the minimum itself always counts, also when ``thr = qmin + cut`` rounds to ``qmin`` (data far from
+    the origin, ``|x|^2`` beyond ``cut / 2^-53``)."""
     cnt = 0
     n_corr = 0
     for ii in range(m):
         qi = q[ii]
-        cnt += qi < thr
-        n_corr += (qi < win) & (qi < cq + cnmu[lo + ii])
+        cnt += qi <= thr
+        n_corr += (qi <= win) & (qi < cq + cnmu[lo + ii])
     return cnt, n_corr
 
 
@@ -217,6 +228,8 @@ def _block_losses(x0, noise, b0, b, mu, muT, nmu, cnmu, seg_ends, alpha, sig, D,
     inv2D = 1.0 / (2.0 * D)
     cut_q = 2.0 * D * _SPARSE_CUT  # the cuts in squared-distance units
     window_q = 2.0 * D * _EXACT_WINDOW
+    n_ops = (d + 3) * _UNIT_ROUNDOFF
+    gamma2 = 2.0 * n_ops / (1.0 - n_ops)  # see _UNIT_ROUNDOFF
     qbits = q.view(np.int64)
     for r in range(b):
         i = (b0 + r) // R
@@ -237,6 +250,9 @@ def _block_losses(x0, noise, b0, b, mu, muT, nmu, cnmu, seg_ends, alpha, sig, D,
         hi = seg_ends[s]
         m = hi - lo
         P = Pflat[:X.shape[0] * m].reshape((X.shape[0], m))
+        nmu_seg = 0.0
+        for ii in range(lo, hi):
+            nmu_seg = max(nmu_seg, nmu[ii])
         nd = 0
         for r in range(b):
             # squared distances from the expansion (clamped at 0) and their minimum; non-negative doubles
@@ -250,8 +266,9 @@ def _block_losses(x0, noise, b0, b, mu, muT, nmu, cnmu, seg_ends, alpha, sig, D,
             qmin = _bits_as_float(qmin_bits)
             # survivors: weights within _SPARSE_CUT nats of the maximum (the others weigh < e^-60 of it);
             # exactness correction where the GEMM expansion cancels (near the maximum only: rare but for small t)
-            thr = qmin + cut_q
-            win = qmin + window_q
+            slack = 2.0 * gamma2 * (nx[r] + a2 * nmu_seg)  # twice the rounding bound of the expansion
+            thr = qmin + cut_q + slack
+            win = qmin + window_q + slack
             cq = _CANCEL * nx[r]
             cnt, n_corr = _count_survivors(q, m, thr, win, cq, cnmu, lo)
             sparse = 4 * cnt < m
@@ -259,12 +276,12 @@ def _block_losses(x0, noise, b0, b, mu, muT, nmu, cnmu, seg_ends, alpha, sig, D,
             if sparse:
                 for ii in range(m):  # branch-free compress (the test is unpredictable at mid times)
                     idx[nnz] = ii
-                    nnz += q[ii] < thr
+                    nnz += q[ii] <= thr
             if n_corr > 0:
                 n_scan = nnz if sparse else m
                 for jj in range(n_scan):
                     ii = idx[jj] if sparse else jj
-                    if q[ii] < win and q[ii] < cq + cnmu[lo + ii]:
+                    if q[ii] <= win and q[ii] < cq + cnmu[lo + ii]:
                         qq = 0.0
                         for k in range(d):
                             u = X[r, k] - alpha * mu[lo + ii, k]
@@ -273,6 +290,7 @@ def _block_losses(x0, noise, b0, b, mu, muT, nmu, cnmu, seg_ends, alpha, sig, D,
                 qmin = np.inf  # the corrected entries are within a rounding error of their old values
                 for jj in range(n_scan):
                     qmin = min(qmin, q[idx[jj] if sparse else jj])
+                thr = max(thr, qmin)  # far from the origin the correction can move every survivor past thr
             wm = -qmin * inv2D
             if sparse:  # few survivors: exponentiate them, weighted mean directly
                 for jj in range(nnz):
@@ -292,7 +310,7 @@ def _block_losses(x0, noise, b0, b, mu, muT, nmu, cnmu, seg_ends, alpha, sig, D,
                     w[ii] = -q[ii] * inv2D
                 exp_shifted(w, wm, m, P[nd], bits)
                 for ii in range(m):  # drop what the sparse rows drop (and keep subnormals out of the GEMM)
-                    P[nd, ii] = P[nd, ii] if q[ii] < thr else 0.0
+                    P[nd, ii] = P[nd, ii] if q[ii] <= thr else 0.0
                 drow[nd] = r
                 dmax[nd] = wm
                 dsum[nd] = _sum4(P[nd], m)

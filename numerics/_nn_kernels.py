@@ -24,7 +24,9 @@ spins while another works.  Float64 accumulation in a fixed order, ``cache=True`
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
+
+from ._jit import njit
 
 #: "no candidate yet" for the int64 state (every admitted squared distance is below 2^63 - 1)
 INT_INF = np.iinfo(np.int64).max

@@ -5,7 +5,7 @@ Regenerate with ``python -m memlab.theory.rf_symbolic kernels > new.py && mv new
 numerically that it evaluates the derivation.
 """
 
-from numba import njit
+from ._jit import njit
 
 
 @njit(cache=True, error_model="numpy")

@@ -21,8 +21,9 @@ Status codes per point: 0 converged; 1 Newton did not converge; 2 Herglotz/branc
 from __future__ import annotations
 
 import numpy as np
-from numba import literal_unroll, njit, prange
+from numba import literal_unroll, prange
 
+from ._jit import njit
 from ._rf_generated import atom_term, e3_cleared, e3_terms
 
 OK, NO_CONV, BRANCH, NONFINITE, SPURIOUS = 0, 1, 2, 3, 4

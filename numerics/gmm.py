@@ -20,7 +20,7 @@ from . import _kernels
 
 __all__ = ["GMMData", "GMMDenoiser", "sample_gmm", "gmm_denoiser", "generalizing_denoiser",
            "memorizing_denoiser", "pmem_denoiser", "optimal_denoiser", "pmem_subset", "eps_to_x0", "x0_to_eps",
-           "exp_nonpositive"]
+           "exp_nonpositive", "bounded", "MAX_ABS"]
 
 
 @dataclass(frozen=True)
@@ -100,7 +100,9 @@ def sample_gmm(N: int, d: int, K: int, *, sigma2: float = 1.0, n_heldout: int = 
     K = checks.positive_int("K", K)
     sigma2 = checks.positive_float("sigma2", sigma2)
     n_heldout = checks.positive_int("n_heldout", n_heldout)
-    seed = checks.positive_int("seed", seed, minimum=0)
+    seed = checks.seed("seed", seed)
+    checks.memory(f"sample_gmm(N={N}, d={d}, K={K}, n_heldout={n_heldout}): (N + K + n_heldout)*d = "
+                  f"{(N + K + n_heldout) * d:.3g} float64 entries", 8.0 * (N + K + n_heldout) * d)
     rng = np.random.default_rng(seed)
     g = rng.standard_normal((K, d))
     means = np.sqrt(d) * g / np.linalg.norm(g, axis=1, keepdims=True)
@@ -141,12 +143,11 @@ class GMMDenoiser:
     schedule: str = "gmm"
 
     def __post_init__(self):
-        mu = checks.finite_array("means", self.means, ndim=2)
-        if mu.shape[0] < 1 or mu.shape[1] < 1:
-            raise ValueError(f"means must have shape (M, d) with M, d >= 1 (got {mu.shape})")
-        object.__setattr__(self, "means", np.ascontiguousarray(mu))
+        object.__setattr__(self, "means", np.ascontiguousarray(_points("means", self.means)))
         object.__setattr__(self, "sigma2", checks.positive_float("sigma2", self.sigma2, allow_zero=True))
         object.__setattr__(self, "schedule", check_schedule(self.schedule))
+        if not isinstance(self.name, str):
+            raise TypeError(f"name must be a string (got {checks.show(self.name)} of type {type(self.name).__name__})")
 
     @property
     def M(self) -> int:
@@ -158,8 +159,7 @@ class GMMDenoiser:
 
     def coefficients(self, t):
         """``(alpha_t, sigma_t)`` of the schedule at a scalar time ``t`` (``sigma_t > 0`` required)."""
-        if self.schedule == "gmm":
-            t = checks.unit_time("t", t)
+        t = checks.unit_time("t", t) if self.schedule == "gmm" else checks.real("t", t)
         a, s = (float(v) for v in schedule_alpha_sigma(self.schedule, t))
         if s <= 0.0:
             raise ValueError(f"t must be > 0 for the denoiser (sigma_t = 0 at t = {t!r})")
@@ -172,11 +172,11 @@ class GMMDenoiser:
         cancellation at small t); ``x0_hat`` is the posterior mean of Eq. 14.
         """
         a, s = self.coefficients(t)
-        xa = checks.finite_array("x", x)
+        xa = bounded("x", checks.finite_array("x", x))
         single = xa.ndim == 1
         xb = np.ascontiguousarray(xa.reshape(1, -1) if single else xa)
         if xb.ndim != 2 or xb.shape[1] != self.d:
-            raise ValueError(f"x must have shape (d,) or (B, d) with d = {self.d} (got {xa.shape})")
+            raise ValueError(f"x must have shape (d,) or (B, d) with d = {self.d} (got shape {xa.shape})")
         out_x0 = np.empty_like(xb)
         out_eps = np.empty_like(xb)
         _kernels.denoise_direct(xb, self.means, a, s, self.sigma2, out_x0, out_eps)
@@ -199,19 +199,42 @@ class GMMDenoiser:
     __call__ = x0
 
 
+#: Largest magnitude of a coordinate of the means and of the points a denoiser or a loss sees: squared distances
+#: summed over d coordinates must stay finite in float64 (4 d MAX_ABS^2 < 1.8e308 for d up to 10^6).
+MAX_ABS = 1e150
+
+
+def bounded(name: str, arr: np.ndarray, limit: float = MAX_ABS) -> np.ndarray:
+    """``arr`` unchanged when every entry is at most ``limit`` in magnitude, else a ``ValueError``."""
+    if arr.size and float(np.max(np.abs(arr))) > limit:
+        raise ValueError(f"{name} must have entries of magnitude <= {limit:g} (got {float(np.max(np.abs(arr))):.3g}): "
+                         f"squared distances would overflow float64; rescale the data (the losses scale as its square)")
+    return arr
+
+
+def _points(name: str, values) -> np.ndarray:
+    """A finite float64 array of shape (M, d), M, d >= 1, entries at most MAX_ABS, with errors naming ``name``."""
+    arr = checks.finite_array(name, values, ndim=2)
+    if arr.shape[0] < 1 or arr.shape[1] < 1:
+        raise ValueError(f"{name} must have shape (M, d) with M, d >= 1 (got shape {arr.shape})")
+    return bounded(name, arr)
+
+
 def gmm_denoiser(means, sigma2: float) -> GMMDenoiser:
     """Trainable-family denoiser with given means and shared variance (Eq. 14)."""
-    return GMMDenoiser(np.asarray(means, dtype=np.float64), sigma2, "trainable")
+    return GMMDenoiser(means, sigma2, "trainable")
 
 
 def generalizing_denoiser(data: GMMData) -> GMMDenoiser:
     """Exact MMSE denoiser of the true mixture ``pi_*`` (Eq. 14 with M = K, true means, sigma_*^2)."""
+    if not isinstance(data, GMMData):
+        raise TypeError(f"data must be a GMMData from sample_gmm (got {type(data).__name__})")
     return GMMDenoiser(data.means, data.sigma2, "generalizing")
 
 
 def memorizing_denoiser(train) -> GMMDenoiser:
     """MMSE denoiser of the empirical measure (Eqs. 8-9): all N training points, sigma^2 = 0."""
-    return GMMDenoiser(checks.finite_array("train", train, ndim=2), 0.0, "memorizing")
+    return GMMDenoiser(_points("train", train), 0.0, "memorizing")
 
 
 def pmem_subset(N: int, M: int, *, subset: str = "first", seed: int | None = None) -> np.ndarray:
@@ -220,12 +243,14 @@ def pmem_subset(N: int, M: int, *, subset: str = "first", seed: int | None = Non
     M = checks.positive_int("M", M)
     if M > N:
         raise ValueError(f"M must satisfy 1 <= M <= N = {N} (got {M})")
+    subset = checks.choice("subset", subset, ("first", "random"))
     if subset == "first":
+        if seed is not None:
+            raise ValueError(f"seed={checks.show(seed)} is not used with subset='first' (the first M points); "
+                             f"pass subset='random' or leave seed at None")
         return np.arange(M)
-    if subset == "random":
-        seed = 0 if seed is None else checks.positive_int("seed", seed, minimum=0)
-        return np.random.default_rng(seed).permutation(N)[:M]
-    raise ValueError(f"subset must be 'first' or 'random' (got {subset!r})")
+    seed = 0 if seed is None else checks.seed("seed", seed)
+    return np.random.default_rng(seed).permutation(N)[:M]
 
 
 def pmem_denoiser(train, M: int, *, subset: str = "first", seed: int | None = None) -> GMMDenoiser:
@@ -234,7 +259,7 @@ def pmem_denoiser(train, M: int, *, subset: str = "first", seed: int | None = No
     ``subset="first"`` (the paper's choice) or ``"random"`` (seeded; equivalent in distribution).
     With M = N it is the memorizing denoiser.
     """
-    train = checks.finite_array("train", train, ndim=2)
+    train = _points("train", train)
     idx = pmem_subset(train.shape[0], M, subset=subset, seed=seed)
     return GMMDenoiser(train[idx], 0.0, f"pmem(M={len(idx)})")
 
@@ -246,21 +271,20 @@ def optimal_denoiser(train, schedule: str = "gmm") -> GMMDenoiser:
     Sampling with it returns training points, so its samples are memorized by construction (Gu et al.
     arXiv:2310.02664 Sec. 2; arXiv:2505.17638 Sec. 1).
     """
-    train = checks.finite_array("train", train, ndim=2)
-    return GMMDenoiser(train, 0.0, "optimal", schedule)
+    return GMMDenoiser(_points("train", train), 0.0, "optimal", schedule)
 
 
 def x0_to_eps(t, x, x0_hat):
     """``eps_hat = (x - alpha_t x0_hat) / sigma_t`` (docs/theory/capacity_crossover.md §2; loses digits at
     small t)."""
     t = checks.unit_time("t", t)
-    return (np.asarray(x, dtype=np.float64) - grid.alpha(t) * np.asarray(x0_hat, dtype=np.float64)) / t
+    return (checks.finite_array("x", x) - grid.alpha(t) * checks.finite_array("x0_hat", x0_hat)) / t
 
 
 def eps_to_x0(t, x, eps_hat):
     """``x0_hat = (x - sigma_t eps_hat) / alpha_t`` (docs/theory/capacity_crossover.md §2)."""
     t = checks.unit_time("t", t)
-    return (np.asarray(x, dtype=np.float64) - t * np.asarray(eps_hat, dtype=np.float64)) / grid.alpha(t)
+    return (checks.finite_array("x", x) - t * checks.finite_array("eps_hat", eps_hat)) / grid.alpha(t)
 
 
 def exp_nonpositive(x) -> np.ndarray:
@@ -269,7 +293,7 @@ def exp_nonpositive(x) -> np.ndarray:
     A branch-free Cody-Waite reduction with a degree-13 polynomial that the compiler vectorises, within 1 ulp of
     the exact value; arguments below -708 give exactly 0 (their weight is below 1e-307 of the maximum).
     """
-    x = np.asarray(x, dtype=np.float64)
+    x = checks.real_array("x", x, finite=False)
     if np.any(np.isnan(x)) or np.any(x > 0):
         raise ValueError("x must be <= 0 and not NaN (the kernels shift every exponent by its maximum; -inf gives 0)")
     flat = np.ascontiguousarray(x, dtype=np.float64).reshape(-1)

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..theory import checks, crossover, grid
 from . import _kernels
-from .gmm import GMMDenoiser, pmem_subset, sample_gmm
+from .gmm import GMMDenoiser, bounded, pmem_subset, sample_gmm
 from .threads import blas_threads, threads_for
 
 __all__ = ["LossResult", "ExcessLosses", "per_draw_losses", "training_loss", "gmm_excess_losses",
@@ -28,6 +28,38 @@ _NOISE_CHUNK_BYTES = 64 << 20
 _MIN_WORK_PER_THREAD = 4e6  # multiply-adds (about a millisecond): below two threads' worth the call runs serially
 _MIN_NORMALS_PER_THREAD = 1 << 18  # standard normal draws (about a millisecond)
 _MASK64 = (1 << 64) - 1
+#: Largest coordinate magnitude of points and means in a loss: the standard error squares the per-draw squared
+#: errors, so (4 d x^2)^2 must stay finite in float64 (d up to 10^6).
+_MAX_ABS_LOSS = 1e70
+
+
+def _sizes(name: str, values, N: int) -> list:
+    """A non-empty list of integers in 1..N, with errors naming ``name``."""
+    what = f"{name} must be an integer or a 1-D sequence of integers in [1, N = {N}] (got {checks.show(values)})"
+    if values is None or isinstance(values, (str, bytes)):
+        raise TypeError(what)
+    try:
+        arr = np.atleast_1d(np.asarray(values, dtype=object))
+    except (TypeError, ValueError):
+        raise TypeError(what) from None
+    if arr.ndim != 1:
+        raise ValueError(what)
+    items = list(arr)
+    if not items:
+        raise ValueError(f"{name} must contain at least one value in [1, N = {N}] (got an empty sequence)")
+    return [checks.positive_int(name, m, maximum=N) for m in items]
+
+
+def _centred(points: np.ndarray, means: np.ndarray):
+    """``(points - c, means - c)`` with ``c`` the mean of the means when the means sit farther from the origin
+    than they spread (else unchanged).  The losses are invariant under a common shift of the clean points and the
+    means (``x_t - alpha mu`` and ``xbar - x0`` do not change), and the shift keeps the GEMM expansion of the
+    distances from cancelling for data far from the origin (docs/theory/capacity_crossover.md §2)."""
+    c = means.mean(axis=0)
+    spread2 = float(np.mean(np.sum((means - c) ** 2, axis=1)))
+    if float(c @ c) <= spread2:
+        return np.ascontiguousarray(points), means
+    return np.ascontiguousarray(points - c), np.ascontiguousarray(means - c)
 
 
 def _block_rows(M: int) -> int:
@@ -37,7 +69,10 @@ def _block_rows(M: int) -> int:
 
 def mc_standard_error(values: np.ndarray) -> float:
     """``(1/N) sqrt(sum_i s_i^2 / R)`` for per-draw values of shape (N, R), R >= 2 (docs/theory/capacity_crossover.md §3)."""
+    values = checks.real_array("values", values, ndim=2)
     N, R = values.shape
+    if N < 1 or R < 2:
+        raise ValueError(f"values must have shape (N, R) with N >= 1 and R >= 2 draws (got shape {values.shape})")
     s2 = values.var(axis=1, ddof=1)
     return float(np.sqrt(s2.sum() / R) / N)
 
@@ -168,8 +203,11 @@ def standard_normal_draws(rng, size, *, threads: int | None = None) -> np.ndarra
     if isinstance(rng, np.random.Generator):
         gen = rng
     else:
-        gen = np.random.default_rng(checks.positive_int("rng", rng, minimum=0))
-    shape = tuple(checks.positive_int("size", v, minimum=0) for v in (size if np.ndim(size) else (size,)))
+        gen = np.random.default_rng(checks.seed("rng", rng))
+    if isinstance(size, (str, bytes)) or size is None:
+        raise TypeError(f"size must be an integer or a tuple of integers >= 0 (got {checks.show(size)})")
+    shape = tuple(checks.positive_int("size", v, minimum=0) for v in (size if isinstance(size, (tuple, list)) else (size,)))
+    checks.memory(f"standard_normal_draws(size={shape})", 8.0 * float(np.prod(shape, dtype=np.float64)))
     n_threads = threads_for(int(np.prod(shape, dtype=np.int64)), _MIN_NORMALS_PER_THREAD, threads)
     with blas_threads(1):
         return _draw_normals(gen, shape, n_threads)
@@ -223,40 +261,58 @@ def per_draw_losses(points, t, denoisers, *, n_noise: int = 100, seed: int = 0,
     """
     t = checks.unit_time("t", t)
     pts = checks.finite_array("points", points, ndim=2)
+    if pts.shape[0] < 1 or pts.shape[1] < 1:
+        raise ValueError(f"points must have shape (N, d) with N, d >= 1 (got shape {pts.shape}): the loss of an "
+                         f"empty point set is undefined")
+    bounded("points", pts, _MAX_ABS_LOSS)
     n_noise = checks.positive_int("n_noise", n_noise, minimum=2)
+    seed = checks.seed("seed", seed)
     N, d = pts.shape
-    dens = list(denoisers)
+    if isinstance(denoisers, GMMDenoiser):
+        raise TypeError("denoisers must be a sequence of GMMDenoiser instances (got a single GMMDenoiser: wrap it "
+                        "in a list)")
+    try:
+        dens = list(denoisers)
+    except TypeError:
+        raise TypeError(f"denoisers must be a sequence of GMMDenoiser instances (got {type(denoisers).__name__})") from None
+    if not dens:
+        raise ValueError("denoisers must contain at least one GMMDenoiser (got an empty sequence)")
     for den in dens:
         if not isinstance(den, GMMDenoiser):
             raise TypeError(f"denoisers must be GMMDenoiser instances (got {type(den).__name__})")
         if den.d != d:
             raise ValueError(f"denoiser dimension {den.d} does not match points dimension d = {d}")
+        bounded(f"the means of denoiser {den.name!r}", den.means, _MAX_ABS_LOSS)
         if den.schedule != "gmm":
             raise ValueError(f"denoisers must use the laboratory's 'gmm' schedule (the losses of Eqs. 6-7 noise with "
                              f"alpha_t = sqrt(1 - t^2), sigma_t = t); got {den.name!r} with schedule {den.schedule!r}")
     if prefixes is None:
         prefixes = [[den.M] for den in dens]
+    elif isinstance(prefixes, (str, bytes)) or not hasattr(prefixes, "__len__") or len(prefixes) != len(dens):
+        raise ValueError(f"prefixes must hold one sequence of sizes per denoiser ({len(dens)}; got "
+                         f"{checks.show(prefixes)})")
+    prefixes = [_sizes(f"prefixes[{j}]", pre, den.M) for j, (den, pre) in enumerate(zip(dens, prefixes))]
+    checks.memory(f"per_draw_losses on N*n_noise = {N}*{n_noise} draws of {len(dens)} denoisers",
+                  8.0 * N * n_noise * (sum(len(p) + 1 for p in prefixes) + 2))
     segs = []
     for den, pre in zip(dens, prefixes):
         arr = np.unique(np.asarray(pre, dtype=np.int64))
-        if arr.size == 0 or arr[0] < 1 or arr[-1] > den.M:
-            raise ValueError(f"prefix sizes must lie in 1..{den.M} for denoiser {den.name!r}")
         if arr[-1] != den.M:
             arr = np.append(arr, den.M)
         segs.append(arr)
     alpha = float(grid.alpha(t))
-    rng = np.random.default_rng(checks.positive_int("seed", seed, minimum=0))
+    rng = np.random.default_rng(seed)
     outs = [np.empty((len(s), N * n_noise)) for s in segs]
-    x0 = np.ascontiguousarray(pts)
+    frames = [_centred(pts, den.means) for den in dens]
     work = 2.0 * N * n_noise * d * sum(den.M for den in dens)
     n_threads = threads_for(work, _MIN_WORK_PER_THREAD, threads)
     with blas_threads(1):
         for lo, hi, z in _noise_chunks(N, n_noise, d, rng, n_threads):
-            for den, seg, out in zip(dens, segs, outs):
+            for den, (x0, mu), seg, out in zip(dens, frames, segs, outs):
                 buf = np.empty((len(seg), (hi - lo) * n_noise))
                 block = _block_rows(den.M)
                 n_blocks = -(-(hi - lo) * n_noise // block)
-                _in_threads(min(n_threads, n_blocks), _kernels.mc_losses, x0[lo:hi], z, den.means, seg, alpha, t,
+                _in_threads(min(n_threads, n_blocks), _kernels.mc_losses, x0[lo:hi], z, mu, seg, alpha, t,
                             den.sigma2, block, np.zeros(1, dtype=np.int64), buf)
                 out[:, lo * n_noise:hi * n_noise] = buf
     result = []
@@ -326,9 +382,11 @@ def training_loss(denoiser: GMMDenoiser, points, t, *, n_noise: int = 100, seed:
     >>> training_loss(memorizing_denoiser(data.train), data.train, 0.05).value < 1e-8
     True
     """
+    if not isinstance(denoiser, GMMDenoiser):
+        raise TypeError(f"denoiser must be a GMMDenoiser (got {type(denoiser).__name__})")
     (v,) = per_draw_losses(points, t, [denoiser], n_noise=n_noise, seed=seed, threads=threads)
     v = v[0]
-    t = float(t)  # validated by per_draw_losses
+    t = checks.unit_time("t", t)  # validated by per_draw_losses
     return LossResult(value=float(v.mean()), se=mc_standard_error(v), t=t, psi=float(grid.psi(t)),
                       n_points=v.shape[0], n_noise=v.shape[1], seed=seed)
 
@@ -437,16 +495,14 @@ def gmm_excess_losses(N: int, d: int, K: int, t, Ms, *, sigma2: float = 1.0, n_n
     K = checks.positive_int("K", K)
     t = checks.unit_time("t", t)
     n_noise = checks.positive_int("n_noise", n_noise, minimum=2)
-    if isinstance(Ms, (str, bytes)):
-        raise TypeError("Ms must be a sequence of integers")
-    Ms_list = [checks.positive_int("M", m) for m in np.atleast_1d(np.asarray(Ms, dtype=object))]
-    if not Ms_list:
-        raise ValueError("Ms must contain at least one value in 1..N")
-    for m in Ms_list:
-        if m > N:
-            raise ValueError(f"M must satisfy 1 <= M <= N = {N} (got {m})")
+    seed = checks.seed("seed", seed)
+    subset = checks.choice("subset", subset, ("first", "random"))
+    Ms_list = _sizes("Ms", Ms, N)
+    # per-draw losses of the len(Ms) + 2 denoisers (the prefixes, the memorizing and the generalizing one)
+    checks.memory(f"gmm_excess_losses(N={N}, d={d}, n_noise={n_noise}, {len(Ms_list)} values of Ms): "
+                  f"(len(Ms) + 2)*N*n_noise per-draw losses", 8.0 * N * n_noise * (len(Ms_list) + 3))
     data = sample_gmm(N, d, K, sigma2=sigma2, seed=seed)
-    order = pmem_subset(N, N, subset=subset, seed=seed)
+    order = pmem_subset(N, N, subset=subset, seed=seed if subset == "random" else None)
     mem = GMMDenoiser(data.train[order], 0.0, "memorizing")
     gen = GMMDenoiser(data.means, data.sigma2, "generalizing")
     noise_seed = int(np.random.SeedSequence([seed, 1]).generate_state(1)[0])

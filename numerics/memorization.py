@@ -28,7 +28,7 @@ from . import _nn_kernels
 from .threads import blas_threads, numba_parallel, thread_budget, threads_for
 
 __all__ = ["NearestTwo", "nearest_two", "MemorizationResult", "memorization_fraction", "memorized_mask",
-           "bootstrap_ci", "find_duplicates", "EMMResult", "estimate_emm"]
+           "bootstrap_ci", "clopper_pearson_ci", "find_duplicates", "EMMResult", "estimate_emm"]
 
 DEFAULT_MEMORY_LIMIT = 1 << 30  # 1 GiB of working memory
 _COL_BLOCK = 4096
@@ -40,6 +40,8 @@ _EXACT_INT = 2 ** 53  # integers float64 represents exactly
 _INT64_LIMIT = 2 ** 63
 _GEMM_FLOPS_PER_THREAD = 5e7  # below two threads' worth the GEMM runs on one thread
 _NORM_ELEMENTS_PER_THREAD = 1 << 20  # and for the squared norms
+_SPREAD_RANGE = (2.0 ** -100, 2.0 ** 100)  # float data whose largest spread lies outside are rescaled
+_F32_MAX_D = 1 << 20  # float32 GEMM certifies at most this many features (D u <= 1/16, u = 2^-24)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -47,15 +49,26 @@ _NORM_ELEMENTS_PER_THREAD = 1 << 20  # and for the squared norms
 # --------------------------------------------------------------------------------------------------
 
 def _points(name: str, values) -> np.ndarray:
-    """A finite 2-D real array (a 1-D array is one point); integer and float dtypes kept."""
+    """A finite 2-D real array (a 1-D array is one point); integer and float dtypes kept; booleans, complex
+    numbers, strings and ragged sequences refused naming ``name``."""
     if isinstance(values, (str, bytes, Path)):
         raise TypeError(f"{name} must be an array of shape (n, D); got a path or string "
                         f"({values!r}); load it first, e.g. with memlab.load_points")
-    arr = np.asarray(values)
+    if values is None:
+        raise TypeError(f"{name} must be an array of shape (n, D) of real numbers (got None)")
+    try:
+        arr = np.asarray(values)
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError(f"{name} must be a rectangular array of shape (n, D) of real numbers (got a ragged or "
+                         f"unconvertible sequence {checks.show(values)})") from None
     if arr.dtype == np.bool_:
-        arr = arr.astype(np.uint8)
+        raise TypeError(f"{name} must be an array of real numbers, not booleans (got dtype bool); for binary data "
+                        f"pass {name}.astype(np.uint8)")
+    if arr.dtype.kind == "c":
+        raise TypeError(f"{name} must be an array of real numbers, not complex (got dtype {arr.dtype}); pass the "
+                        f"real part explicitly if the imaginary part is meant to be dropped")
     if arr.dtype.kind not in "iuf":
-        raise TypeError(f"{name} must be an array of real numbers (got dtype {arr.dtype})")
+        raise TypeError(f"{name} must be an array of real numbers (got {checks.show(values)} of dtype {arr.dtype})")
     if arr.ndim == 1:
         arr = arr.reshape(1, -1)
     if arr.ndim != 2:
@@ -89,13 +102,41 @@ def _pair(samples, train, *, min_train: int = 2):
     return X, Y
 
 
+def _rescale(X, Y):
+    """``(X / s, Y / s, s)`` with ``s`` a power of two that brings the largest spread of a feature (max - min over
+    samples and train) into [1/2, 1) when it lies outside ``_SPREAD_RANGE``; else the inputs and ``s = 1``.
+
+    Distances are scale-equivariant and division by a power of two is exact in binary floating point (barring
+    entries that fall below 2^-1022 on the way down, i.e. entries 2^-1022 times smaller than the largest spread,
+    which cannot move a squared distance of that spread), so the search on the rescaled data finds the same
+    neighbours without overflowing (spreads near 1e154 and beyond: squared distances beyond float64) or
+    underflowing (spreads near 1e-160: squared distances subnormal or zero).  Integer data are never rescaled
+    (their exact integer arithmetic does not overflow); an integer partner of float data is rescaled with it
+    when it is exact in float64 (|value| <= 2^53; larger ones are refused later by :func:`_shift_plan`).
+    """
+    if (X.dtype.kind in "iu" and Y.dtype.kind in "iu") or X.size == 0 or Y.size == 0:
+        return X, Y, 1.0
+    with np.errstate(over="ignore", invalid="ignore"):
+        hi = np.maximum(X.max(axis=0).astype(np.float64), Y.max(axis=0).astype(np.float64))
+        lo = np.minimum(X.min(axis=0).astype(np.float64), Y.min(axis=0).astype(np.float64))
+        half = float(np.max(0.5 * hi - 0.5 * lo))  # half the largest spread: no overflow near float64's limit
+    if half == 0.0 or _SPREAD_RANGE[0] <= 2.0 * half <= _SPREAD_RANGE[1]:
+        return X, Y, 1.0
+    for A in (X, Y):
+        if A.dtype.kind in "iu" and A.size and max(abs(int(A.max())), abs(int(A.min()))) > _EXACT_INT:
+            return X, Y, 1.0  # _shift_plan refuses this mix with its own message
+    e = min(math.frexp(half)[1] + 1, 1023)  # 2 half / 2^e in [1/2, 1) (below 4 at float64's limit)
+    return (np.ldexp(X.astype(np.float64, copy=False), -e), np.ldexp(Y.astype(np.float64, copy=False), -e),
+            math.ldexp(1.0, e))
+
+
 def _compute_dtype(dtype, X, Y):
     if dtype is None:
         small = all(a.dtype == np.float32 or (a.dtype.kind in "iu" and a.dtype.itemsize <= 2) for a in (X, Y))
         return np.dtype(np.float32 if small else np.float64), True
     try:
         dt = np.dtype(dtype)
-    except TypeError:
+    except Exception:  # numpy raises TypeError, ValueError or SyntaxError for strings it cannot parse
         raise TypeError(f"dtype must be 'float32', 'float64' or None (got {dtype!r})") from None
     if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
         raise ValueError(f"dtype must be 'float32', 'float64' or None (got {dtype!r})")
@@ -243,9 +284,15 @@ class NearestTwo:
     index : ndarray of int64, shape (S, 2)
         Training indices of ``a^(1)`` and ``a^(2)``; ties go to the lowest index.
     sq1, sq2 : ndarray, shape (S,)
-        The exact squared distances (what the rule compares, without rounding through sqrt).
+        The exact squared distances (what the rule compares, without rounding through sqrt) of the data
+        divided by ``scale``: ``sq1 = (d1 / scale)^2``.  With ``scale = 1`` (all but extreme magnitudes) they
+        are the squared distances themselves.
     dtype : str
         Precision of the GEMM pass (``"float32"`` or ``"float64"``).
+    scale : float
+        1, or the power of two the data were divided by before the search because their largest spread lies
+        outside [2^-100, 2^100] (squared distances would overflow or underflow float64; see
+        :func:`nearest_two` Notes).  Exact: the indices are those of the unscaled problem.
     diagnostics : dict
         ``n_exact`` (entries recomputed exactly), ``exact_per_sample``, ``block`` (rows, columns),
         ``memory_limit``, ``working_bytes`` (largest working set), ``gamma`` (certified relative error
@@ -259,6 +306,7 @@ class NearestTwo:
     sq1: np.ndarray
     sq2: np.ndarray
     dtype: str
+    scale: float = 1.0
     diagnostics: dict = field(default_factory=dict, repr=False)
 
     def __repr__(self):
@@ -387,11 +435,12 @@ def nearest_two(samples, train, *, dtype=None, memory_limit: int = DEFAULT_MEMOR
     ------
     ValueError
         Empty samples, fewer than two training points, different feature dimensions, NaN or inf,
-        memory_limit below 1 MiB or too small for the per-sample state, float32 overflow risk, squared
-        distances beyond float64's range, integers beyond 2^53 mixed with floating-point data, integer
-        features spanning 2^63 or more.
+        memory_limit below 1 MiB or too small for the per-sample state, ``dtype='float32'`` with a float32
+        overflow risk or more than 2^20 features, distances (not their squares) beyond float64's range,
+        integers beyond 2^53 mixed with floating-point data, integer features spanning 2^63 or more, a ragged
+        nested sequence.
     TypeError
-        Non-numeric input, an unknown dtype, a non-integer ``threads``.
+        Non-numeric or complex input, an unknown dtype, a non-integer ``threads`` or ``memory_limit``.
 
     Notes
     -----
@@ -418,6 +467,14 @@ def nearest_two(samples, train, *, dtype=None, memory_limit: int = DEFAULT_MEMOR
     differences are squared and summed in float64.  Integers beyond 2^53 mixed with floating-point data are
     refused.  ``diagnostics["arithmetic"]`` says which applied.
 
+    Magnitudes: distances are scale-equivariant, so float data whose largest feature spread (max - min over
+    samples and train) lies outside [2^-100, 2^100] are divided by a power of two ``scale`` (exact) that brings
+    it into [1/2, 1), in float64 copies, before the search: data around 1e154 (squared distances beyond
+    float64) and around 1e-160 (squared distances subnormal) get the neighbours of the rescaled problem, bit
+    for bit.  ``d1``, ``d2`` are reported in the data's units, ``sq1``, ``sq2`` in units of ``scale^2``.  Only
+    distances themselves beyond float64's range (about 1.8e308) are refused.  float32 GEMM certifies at most
+    2^20 features (``g(D, u)`` needs ``D u << 1``); beyond, ``dtype=None`` uses float64.
+
     Cost: ``2 S N D`` multiply-adds in the GEMM, one pass over the G block per block (a few operations per
     entry), ``O(D)`` per recomputed entry (a handful per sample when the data are spread;
     ``diagnostics["exact_per_sample"]``), one pass over the data for the squared norms and, when shifted,
@@ -438,14 +495,23 @@ def nearest_two(samples, train, *, dtype=None, memory_limit: int = DEFAULT_MEMOR
     """
     X, Y = _pair(samples, train)
     dt, auto = _compute_dtype(dtype, X, Y)
-    if isinstance(memory_limit, bool) or not isinstance(memory_limit, numbers.Integral):
-        raise TypeError(f"memory_limit must be an integer number of bytes >= {_MIN_MEMORY} (got {memory_limit!r})")
+    if isinstance(memory_limit, (bool, np.bool_)) or not isinstance(memory_limit, numbers.Integral):
+        raise TypeError(f"memory_limit must be an integer number of bytes >= {_MIN_MEMORY} (got "
+                        f"{checks.show(memory_limit)} of type {type(memory_limit).__name__})")
     memory_limit = int(memory_limit)
     if memory_limit < _MIN_MEMORY:
         raise ValueError(f"memory_limit must be >= {_MIN_MEMORY} bytes (1 MiB; got {memory_limit})")
     thread_budget(threads)  # validates threads before any work
     S, D = X.shape
     N = Y.shape[0]
+    if dt == np.float32 and D > _F32_MAX_D:
+        if not auto:
+            raise ValueError(f"dtype='float32' cannot certify D = {D} features: its rounding bound needs D <= "
+                             f"{_F32_MAX_D} (2^20); use dtype='float64' or None")
+        dt = np.dtype(np.float64)
+    X, Y, scale = _rescale(X, Y)
+    if auto and scale != 1.0:
+        dt = np.dtype(np.float64)  # the rescaled copies are float64
 
     plan = _shift_plan(X, Y, dt)
     nx = _sqnorms(plan.ex, plan.c, threads)
@@ -552,12 +618,17 @@ def nearest_two(samples, train, *, dtype=None, memory_limit: int = DEFAULT_MEMOR
     if np.any(i2 < 0) or not np.all(np.isfinite(q2)):  # pragma: no cover - guarded by N >= 2
         raise RuntimeError("nearest_two: internal error, a sample has no second neighbour "
                            f"(S={S}, N={N}, D={D}, dtype={dt})")
-    return NearestTwo(d1=np.sqrt(q1), d2=np.sqrt(q2), index=np.stack([i1, i2], axis=1), sq1=q1, sq2=q2,
-                      dtype=str(dt), diagnostics={"n_exact": int(n_exact), "exact_per_sample": n_exact / S,
-                                                  "block": (b, c), "memory_limit": memory_limit,
-                                                  "working_bytes": int(work), "gamma": gamma,
-                                                  "shift": plan.note, "arithmetic": plan.arithmetic,
-                                                  "threads": n_work})
+    with np.errstate(over="ignore"):
+        d1, d2 = np.sqrt(q1) * scale, np.sqrt(q2) * scale  # exact scaling by a power of two
+    if not np.all(np.isfinite(d2)):
+        raise ValueError(f"samples and train: the distance of sample {int(np.argmin(np.isfinite(d2)))} to its "
+                         "second-nearest training point exceeds float64's range (about 1.8e308); divide both by "
+                         "one factor (the nearest-two indices and the memorization rule do not change)")
+    return NearestTwo(d1=d1, d2=d2, index=np.stack([i1, i2], axis=1), sq1=q1, sq2=q2, dtype=str(dt), scale=scale,
+                      diagnostics={"n_exact": int(n_exact), "exact_per_sample": n_exact / S, "block": (b, c),
+                                   "memory_limit": memory_limit, "working_bytes": int(work), "gamma": gamma,
+                                   "shift": plan.note, "arithmetic": plan.arithmetic, "threads": n_work,
+                                   "scale": scale})
 
 
 # --------------------------------------------------------------------------------------------------
@@ -568,13 +639,20 @@ def find_duplicates(train) -> np.ndarray:
     """Indices of training rows that exactly repeat an earlier row (first occurrences are kept).
 
     Rows are grouped by a float64 hash and compared exactly within a group, so the cost is one pass
-    over the data plus a sort.
+    over the data plus a sort.  Float data beyond 2^100 (or all below 2^-100) in magnitude are hashed after an
+    exact rescaling by a power of two, so that hashes neither overflow nor collapse into subnormals.
     """
     Y = _points("train", train)
     N, D = Y.shape
     w = np.random.default_rng(12345).standard_normal(D)
     row_hash = np.empty(N)
-    _nn_kernels.row_stats(Y, w, np.empty(N), row_hash)
+    H = Y
+    if Y.dtype.kind == "f" and Y.size:
+        big = float(np.max(np.abs(Y)))
+        if big > 2.0 ** 100 or 0.0 < big < 2.0 ** -100:  # equal rows stay equal after an exact rescaling
+            H = np.ldexp(Y.astype(np.float64), -math.frexp(big)[1])
+    with np.errstate(over="ignore", invalid="ignore"):  # (row_stats' squared norms are not used here)
+        _nn_kernels.row_stats(H, w, np.empty(N), row_hash)
     order = np.argsort(row_hash, kind="stable")
     hs = row_hash[order]
     dup = []
@@ -606,13 +684,96 @@ def _check_k(k) -> float:
 def memorized_mask(sq1, sq2, k: float = 1.0 / 3.0) -> np.ndarray:
     """The strict rule ``d1^2 < k^2 d2^2`` on squared distances (no division; docs/theory/memorization_metrics.md §1).
 
-    ``d2 = 0`` (a sample on an exactly duplicated training point) gives ``0 < 0``: not memorized; NaN
-    compares false: not memorized (docs/theory/memorization_metrics.md §1).
+    ``d2 = 0`` (a sample on an exactly duplicated training point) gives ``0 < 0``: not memorized.  ``sq1`` and
+    ``sq2`` must be real arrays of one shape with entries >= 0 (``inf`` allowed); NaN, negative, complex or
+    non-numeric entries are refused (``ValueError`` / ``TypeError`` naming the argument).
     """
     k = _check_k(k)
-    sq1 = np.asarray(sq1, dtype=np.float64)
-    sq2 = np.asarray(sq2, dtype=np.float64)
-    return sq1 < (k * k) * sq2
+    a = checks.real_array("sq1", sq1, finite=False)
+    b = checks.real_array("sq2", sq2, finite=False)
+    if a.shape != b.shape:
+        raise ValueError(f"sq1 and sq2 must have the same shape (got {a.shape} and {b.shape})")
+    for name, arr in (("sq1", a), ("sq2", b)):
+        if not np.all(arr >= 0):  # also catches NaN
+            raise ValueError(f"{name} must hold squared distances >= 0 (got {arr[~(arr >= 0)].reshape(-1)[0]!r})")
+    return a < (k * k) * b
+
+
+def _flags(name: str, values) -> np.ndarray:
+    """Per-sample memorized flags as a flat bool array: booleans, or numbers equal to 0 or 1."""
+    if values is None or isinstance(values, (str, bytes)):
+        raise TypeError(f"{name} must be an array of per-sample flags (True/False or 0/1; got "
+                        f"{checks.show(values)} of type {type(values).__name__})")
+    try:
+        arr = np.asarray(values)
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError(f"{name} must be a rectangular array of flags (got a ragged sequence "
+                         f"{checks.show(values)})") from None
+    if arr.dtype.kind in "iuf":
+        ok = (arr == 0) | (arr == 1)
+        if not np.all(ok):
+            raise ValueError(f"{name} must hold flags True/False or 0/1 (got {arr[~ok].reshape(-1)[0]!r})")
+        arr = arr == 1
+    elif arr.dtype.kind != "b":
+        raise TypeError(f"{name} must be an array of per-sample flags (True/False or 0/1; got "
+                        f"{checks.show(values)} of dtype {arr.dtype})")
+    arr = arr.ravel()
+    if arr.size < 1:
+        raise ValueError(f"{name} must contain at least one flag (got an empty array)")
+    return arr
+
+
+def _n_boot(value) -> int:
+    """``n_boot``: an integer >= 0 whose resamples fit in memory (16 bytes each)."""
+    n = checks.positive_int("n_boot", value, minimum=0)
+    checks.memory(f"n_boot = {n} bootstrap resamples", 16 * n)
+    return n
+
+
+def _clopper_pearson(x: int, n: int, level: float) -> tuple[float, float]:
+    """Clopper-Pearson bounds for ``x`` successes in ``n`` trials: Beta quantiles, closed ends at 0 and n."""
+    from scipy.special import betaincinv  # (scipy loads only when an interval is asked for)
+
+    a = 0.5 * (1.0 - level)
+    lo = 0.0 if x == 0 else float(betaincinv(x, n - x + 1, a))
+    hi = 1.0 if x == n else float(betaincinv(x + 1, n - x, 1.0 - a))
+    return lo, hi
+
+
+def clopper_pearson_ci(memorized, *, level: float = 0.95) -> tuple[float, float]:
+    """Exact (Clopper-Pearson) binomial confidence interval of the memorization fraction.
+
+    With ``x`` of ``S`` samples memorized and ``a = (1 - level)/2``: ``low = B^-1(a; x, S - x + 1)``
+    (0 when ``x = 0``), ``high = B^-1(1 - a; x + 1, S - x)`` (1 when ``x = S``), ``B^-1`` the Beta quantile.
+    It covers the true fraction with probability at least ``level`` for every fraction and every ``S``
+    (conservative), and never collapses: at ``x = 0`` it is ``[0, 1 - a^(1/S)]``, at ``x = S``
+    ``[a^(1/S), 1]``, where a percentile bootstrap returns ``[0, 0]`` and ``[1, 1]``.
+
+    Parameters
+    ----------
+    memorized : array of bool (or of 0/1)
+        Per-sample flags (e.g. :attr:`MemorizationResult.memorized`), at least one.
+    level : float in (0, 1)
+        Confidence level (default 0.95).
+
+    Returns
+    -------
+    (low, high) : tuple of float
+
+    References
+    ----------
+    Clopper & Pearson, Biometrika 26 (1934) 404; the fraction it bounds: Gu et al., arXiv:2310.02664
+    (memorization ratio); docs/theory/memorization_metrics.md §3.
+
+    Examples
+    --------
+    >>> lo, hi = clopper_pearson_ci(np.zeros(50, dtype=bool))   # none memorized: not [0, 0]
+    >>> lo, round(hi, 4), round(1 - 0.025 ** (1 / 50), 4)
+    (0.0, 0.0711, 0.0711)
+    """
+    flags = _flags("memorized", memorized)
+    level = checks.probability("level", level)
+    return _clopper_pearson(int(flags.sum()), int(flags.size), level)
 
 
 def bootstrap_ci(memorized, *, n_boot: int = 1000, level: float = 0.95, seed: int = 0):
@@ -620,17 +781,17 @@ def bootstrap_ci(memorized, *, n_boot: int = 1000, level: float = 0.95, seed: in
 
     Resampling the S per-sample flags with replacement and averaging is exactly a Binomial(S, f) / S
     draw (f the observed fraction), which is what is drawn: the same distribution at O(n_boot) cost.
+    At ``f = 0`` or ``f = 1`` every resample equals ``f`` and the interval collapses to ``[f, f]``: use
+    :func:`clopper_pearson_ci` for an interval that keeps its coverage there.
 
     Returns ``(low, high)``.
     """
-    flags = np.asarray(memorized, dtype=bool).ravel()
-    if flags.size < 1:
-        raise ValueError("memorized must contain at least one flag")
-    n_boot = checks.positive_int("n_boot", n_boot)
-    level = float(level)
-    if not (0.0 < level < 1.0):
-        raise ValueError(f"level must lie in the open interval (0, 1) (got {level!r})")
-    seed = checks.positive_int("seed", seed, minimum=0)
+    flags = _flags("memorized", memorized)
+    n_boot = _n_boot(n_boot)
+    if n_boot < 1:
+        raise ValueError("n_boot must be an integer >= 1 for a bootstrap interval (got 0)")
+    level = checks.probability("level", level)
+    seed = checks.seed("seed", seed)
     S = flags.size
     f = flags.mean()
     boots = np.random.default_rng(seed).binomial(S, f, size=n_boot) / S
@@ -646,9 +807,17 @@ class MemorizationResult:
     Attributes
     ----------
     fraction : float
-        Fraction of memorized samples, ``f_mem = (1/S) sum_j 1[d1_j < k d2_j]``.
-    ci_low, ci_high : float or None
-        Seeded percentile-bootstrap interval at ``level`` (None when ``n_boot = 0``).
+        Fraction of memorized samples, ``f_mem = (1/S) sum_j 1[d1_j < k d2_j]`` (Gu et al.,
+        arXiv:2310.02664).
+    ci_low, ci_high : float
+        Exact binomial (Clopper-Pearson) interval at ``level`` (:func:`clopper_pearson_ci`): the interval
+        every memlab report shows.  Coverage >= ``level`` for every fraction, also when none or all samples
+        are memorized.
+    ci_method : str
+        ``"clopper-pearson"``: how ``ci_low``, ``ci_high`` were computed.
+    bootstrap_low, bootstrap_high : float or None
+        Seeded percentile bootstrap at ``level`` (the papers' interval, arXiv:2505.17638; None when
+        ``n_boot = 0``).  It collapses to ``[0, 0]`` or ``[1, 1]`` when none or all samples are memorized.
     memorized : ndarray of bool, shape (S,)
         Per-sample flags.
     d1, d2 : ndarray, shape (S,)
@@ -662,14 +831,18 @@ class MemorizationResult:
     n_duplicates : int
         Training rows that repeat an earlier row.
     level, n_boot, seed : float, int, int
-        Bootstrap settings.
+        Confidence level and bootstrap settings.
     diagnostics : dict
-        From the nearest-two search (``n_exact``, ``block``, ``working_bytes``, ...), plus ``deduped``.
+        From the nearest-two search (``n_exact``, ``block``, ``working_bytes``, ``scale``, ...), plus
+        ``deduped``.
     """
 
     fraction: float
-    ci_low: float | None
-    ci_high: float | None
+    ci_low: float
+    ci_high: float
+    ci_method: str
+    bootstrap_low: float | None
+    bootstrap_high: float | None
     memorized: np.ndarray
     d1: np.ndarray
     d2: np.ndarray
@@ -684,9 +857,9 @@ class MemorizationResult:
     diagnostics: dict = field(default_factory=dict)
 
     def __repr__(self):
-        ci = "" if self.ci_low is None else f", {100 * self.level:g}% CI [{self.ci_low:.4g}, {self.ci_high:.4g}]"
-        return (f"MemorizationResult(fraction={self.fraction:.4g}{ci}, memorized {self.n_memorized} of "
-                f"{self.n_samples} samples, N={self.n_train}, k={self.k:.4g}, duplicates={self.n_duplicates})")
+        return (f"MemorizationResult(fraction={self.fraction:.4g}, {100 * self.level:g}% CI [{self.ci_low:.4g}, "
+                f"{self.ci_high:.4g}] ({self.ci_method}), memorized {self.n_memorized} of {self.n_samples} "
+                f"samples, N={self.n_train}, k={self.k:.4g}, duplicates={self.n_duplicates})")
 
     @property
     def n_memorized(self) -> int:
@@ -717,15 +890,16 @@ def memorization_fraction(samples, train, *, k: float = 1.0 / 3.0, n_boot: int =
     k : float in (0, 1)
         Threshold (default 1/3; the squared form uses ``c = k^2 = 1/9``).
     n_boot : int
-        Bootstrap resamples for the interval (default 1000; 0 skips the interval).
+        Bootstrap resamples for the papers' percentile interval (default 1000; 0 skips it).  The exact
+        interval ``ci_low``, ``ci_high`` does not depend on it.
     seed : int
         Seed of the bootstrap (the result is deterministic given it).
     level : float in (0, 1)
-        Confidence level of the percentile interval (default 0.95).
+        Confidence level of both intervals (default 0.95).
     dedupe : bool
         Drop training rows that repeat an earlier row before the search.  Without it, exact duplicates
         are kept and a sample lying on a duplicated point has ``d1 = d2`` and is **not** memorized
-        (as in Gu et al.); a warning says how many duplicates there are.
+        (as in Gu et al.); a warning says how many duplicates there are.  ``True`` or ``False`` only.
     dtype, memory_limit
         Passed to :func:`nearest_two`.
     threads : int or None
@@ -735,11 +909,20 @@ def memorization_fraction(samples, train, *, k: float = 1.0 / 3.0, n_boot: int =
     Returns
     -------
     MemorizationResult
+        ``ci_low``, ``ci_high``: the exact Clopper-Pearson interval (``ci_method = "clopper-pearson"``);
+        ``bootstrap_low``, ``bootstrap_high``: the seeded percentile bootstrap.
+
+    Raises
+    ------
+    ValueError, TypeError
+        As :func:`nearest_two` for the data; a bad ``k``, ``n_boot``, ``seed``, ``level``; a non-boolean
+        ``dedupe`` (``TypeError``).
 
     References
     ----------
-    Gu et al., arXiv:2310.02664 (rule, k = 1/3); arXiv:2505.17638 MT eq 6 (per sample; 95% bootstrap
-    with 1000 resamples); arXiv:2508.17689v1 Def. 2.2 (strict squared form).  docs/theory/memorization_metrics.md §1-§3.
+    Gu et al., arXiv:2310.02664 (rule, k = 1/3, the memorization fraction); arXiv:2505.17638 MT eq 6 (per
+    sample; 95% bootstrap with 1000 resamples); arXiv:2508.17689v1 Def. 2.2 (strict squared form); Clopper &
+    Pearson, Biometrika 26 (1934) 404 (exact interval).  docs/theory/memorization_metrics.md §1-§3.
 
     Examples
     --------
@@ -750,14 +933,14 @@ def memorization_fraction(samples, train, *, k: float = 1.0 / 3.0, n_boot: int =
     >>> res = memorization_fraction(np.vstack([near, fresh]), train)
     >>> res.fraction, bool(res.memorized[:10].all()), bool(res.memorized[10:].any())
     (0.5, True, False)
+    >>> res.ci_method, bool(res.ci_low < 0.5 < res.ci_high)
+    ('clopper-pearson', True)
     """
     k = _check_k(k)
-    if isinstance(n_boot, bool) or not isinstance(n_boot, numbers.Integral) or n_boot < 0:
-        raise ValueError(f"n_boot must be an integer >= 0 (0: no interval; got {n_boot!r})")
-    seed = checks.positive_int("seed", seed, minimum=0)
-    level = float(level)
-    if not (0.0 < level < 1.0):
-        raise ValueError(f"level must lie in the open interval (0, 1) (got {level!r})")
+    n_boot = _n_boot(n_boot)
+    seed = checks.seed("seed", seed)
+    level = checks.probability("level", level)
+    dedupe = checks.boolean("dedupe", dedupe)
     thread_budget(threads)  # validates threads before any work
     X, Y = _pair(samples, train)
     N = Y.shape[0]
@@ -776,18 +959,20 @@ def memorization_fraction(samples, train, *, k: float = 1.0 / 3.0, n_boot: int =
                       f"to drop them", UserWarning, stacklevel=2)
     nt = nearest_two(X, Y, dtype=dtype, memory_limit=memory_limit, threads=threads)
     idx = nt.index if keep is None else keep[nt.index]
-    mem = memorized_mask(nt.sq1, nt.sq2, k)
+    mem = memorized_mask(nt.sq1, nt.sq2, k)  # (squared distances in units of nt.scale^2: the rule is invariant)
     frac = float(mem.mean())
+    lo, hi = _clopper_pearson(int(mem.sum()), int(mem.size), level)
     if n_boot:
-        lo, hi = bootstrap_ci(mem, n_boot=int(n_boot), level=level, seed=seed)
+        b_lo, b_hi = bootstrap_ci(mem, n_boot=n_boot, level=level, seed=seed)
     else:
-        lo = hi = None
+        b_lo = b_hi = None
     diag = {kk: v for kk, v in nt.diagnostics.items() if not kk.startswith("_")}
     diag["deduped"] = bool(keep is not None)
     diag["dtype"] = nt.dtype
-    return MemorizationResult(fraction=frac, ci_low=lo, ci_high=hi, memorized=mem, d1=nt.d1, d2=nt.d2,
+    return MemorizationResult(fraction=frac, ci_low=lo, ci_high=hi, ci_method="clopper-pearson",
+                              bootstrap_low=b_lo, bootstrap_high=b_hi, memorized=mem, d1=nt.d1, d2=nt.d2,
                               nn_index=idx, k=k, n_samples=X.shape[0], n_train=N, n_duplicates=int(dups.size),
-                              level=level, n_boot=int(n_boot), seed=seed, diagnostics=diag)
+                              level=level, n_boot=n_boot, seed=seed, diagnostics=diag)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -871,7 +1056,7 @@ def estimate_emm(measure, sizes, *, threshold: float = 0.9, refine: bool = True,
     threshold : float in (0, 1]
         ``1 - epsilon`` (default 0.9).
     refine : bool
-        Bisection between the bracketing grid sizes (default True).
+        Bisection between the bracketing grid sizes (default True; ``True`` or ``False`` only).
     max_refine : int
         At most this many refinement calls (bisection stops earlier at adjacent integers).
 
@@ -894,9 +1079,8 @@ def estimate_emm(measure, sizes, *, threshold: float = 0.9, refine: bool = True,
     """
     if not callable(measure):
         raise TypeError(f"measure must be a callable measure(size) -> fraction (got {type(measure).__name__})")
-    if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) or not (0.0 < threshold <= 1.0):
-        raise ValueError(f"threshold must lie in (0, 1] (got {threshold!r}); Gu et al. use 0.9")
-    threshold = float(threshold)
+    threshold = checks.probability("threshold", threshold, open_high=False)
+    refine = checks.boolean("refine", refine)
     try:
         grid = [checks.positive_int("sizes", s) for s in np.atleast_1d(np.asarray(sizes, dtype=object))]
     except TypeError:

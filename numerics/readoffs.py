@@ -15,12 +15,14 @@ import math
 
 import numpy as np
 
+from ..theory import checks
+
 __all__ = ["argmin_log_parabola", "first_crossing_log", "fit_power_law"]
 
 
 def _pair(tau, y, what):
-    s = np.asarray(tau, dtype=np.float64).reshape(-1)
-    v = np.asarray(y, dtype=np.float64).reshape(-1)
+    s = checks.real_array("tau", tau, finite=False).reshape(-1)
+    v = checks.real_array(what, y, finite=False).reshape(-1)
     if s.size == 0 or s.size != v.size:
         raise ValueError(f"tau and {what} must be non-empty and of equal length (got {s.size} and {v.size})")
     if np.any(~np.isfinite(s)) or np.any(s <= 0):
@@ -68,6 +70,9 @@ def first_crossing_log(tau, y, level: float, *, after: float | None = None) -> f
     31.622777
     """
     s, f = _pair(tau, y, "values")
+    level = checks.real("level", level)
+    if after is not None:
+        after = checks.real("after", after)
     ok = f >= level
     if after is not None:
         ok &= s > after
@@ -84,16 +89,19 @@ def first_crossing_log(tau, y, level: float, *, after: float | None = None) -> f
 def fit_power_law(ns, taus) -> dict:
     """``tau = a n`` by least squares through the origin (``a``; ``r2`` = 1 - SS_res/SS_tot about the mean) and
     ``tau = c n^gamma`` by least squares in log-log (``gamma``, ``c``, ``r2_log``).  Fewer than two points: all
-    ``None``."""
-    n = np.asarray(ns, dtype=np.float64)
-    t = np.asarray(taus, dtype=np.float64)
+    ``None``; ``r2``/``r2_log`` are ``None`` when the times (log times) do not vary."""
+    n = checks.real_array("ns", ns, ndim=1)
+    t = checks.real_array("taus", taus, shape=(n.size,))
+    if np.any(n <= 0) or np.any(t <= 0):
+        raise ValueError(f"ns and taus must be > 0 (a power law in log-log; got ns={checks.show(ns)}, "
+                         f"taus={checks.show(taus)})")
     if n.size < 2:
         return {"a": None, "r2": None, "gamma": None, "c": None, "r2_log": None, "n_points": int(n.size)}
     a = float(n @ t / (n @ n))
     ss_tot = float(np.sum((t - t.mean()) ** 2))
-    r2 = 1.0 - float(np.sum((t - a * n) ** 2)) / ss_tot if ss_tot > 0 else float("nan")
+    r2 = 1.0 - float(np.sum((t - a * n) ** 2)) / ss_tot if ss_tot > 0 else None
     g, lc = np.polyfit(np.log(n), np.log(t), 1)
     res = np.log(t) - (g * np.log(n) + lc)
     ss_log = float(np.sum((np.log(t) - np.log(t).mean()) ** 2))
-    r2l = 1.0 - float(np.sum(res ** 2)) / ss_log if ss_log > 0 else float("nan")
+    r2l = 1.0 - float(np.sum(res ** 2)) / ss_log if ss_log > 0 else None
     return {"a": a, "r2": r2, "gamma": float(g), "c": float(math.exp(lc)), "r2_log": r2l, "n_points": int(n.size)}

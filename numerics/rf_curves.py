@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..theory import checks
 from ..theory.gep import GEPConstants
 from ..theory.rf_model import RFModel
 from ..theory.schedules import ou_sigma_t
@@ -121,12 +122,10 @@ def eigen_model(mats) -> EigenModel:
 def validate_tau(tau, name="tau") -> np.ndarray:
     """1-D float array of training times ``>= 0``; ``inf`` allowed (the ``tau = infinity`` limit).
     ``name`` is the parameter named in the error message."""
-    try:
-        arr = np.atleast_1d(np.asarray(tau, dtype=np.float64)) if not isinstance(tau, str) else None
-    except (TypeError, ValueError):
-        arr = None
-    if arr is None or arr.ndim != 1 or arr.size == 0:
-        raise ValueError(f"{name} must be a non-empty 1-D sequence of training times >= 0 (inf allowed)")
+    arr = np.atleast_1d(checks.real_array(name, tau, finite=False))
+    if arr.ndim != 1 or arr.size == 0:
+        raise ValueError(f"{name} must be a non-empty 1-D sequence of training times >= 0 (inf allowed; got shape "
+                         f"{arr.shape})")
     if np.any(np.isnan(arr)) or np.any(arr < 0) or np.any(arr == -np.inf):
         bad = float(arr[np.isnan(arr) | (arr < 0)][0])
         raise ValueError(f"{name} must be >= 0 (inf allowed for the tau -> infinity limit; got {bad!r})")
@@ -151,6 +150,8 @@ def closed_form_curves(model: EigenModel, tau, *, gd_step=None):
     (train, test) : ndarray, ndarray
     """
     tau = validate_tau(tau)
+    if gd_step is not None:
+        gd_step = checks.positive_float("gd_step", gd_step)
     rate = 2.0 * model.delta_t * model.lam / model.psi_p
     fin = np.isfinite(tau)
     E = np.zeros((tau.size, model.lam.size))
@@ -256,11 +257,11 @@ def read_off_timescales(curves: LearningCurves, *, mem_fraction=0.5) -> CurveRea
     its final value as the slow modes converge, and its half-rise time is proportional to their relaxation
     time.  Both use :mod:`memlab.numerics.readoffs` (parabola / linear interpolation in ``log tau``).
     """
+    if not isinstance(curves, LearningCurves):
+        raise TypeError(f"curves must be a LearningCurves from rf_learning_curves (got {type(curves).__name__})")
     if curves.score_error is None or curves.gen is None:
         raise ValueError(f"method={curves.method!r} gives no test loss: time read-offs need 'gep', 'features' or 'gd'")
-    f = float(mem_fraction)
-    if not 0.0 < f < 1.0:
-        raise ValueError(f"mem_fraction must lie in (0, 1) (got {mem_fraction!r})")
+    f = checks.probability("mem_fraction", mem_fraction)
     tau = curves.tau
     fin = np.isfinite(tau) & (tau > 0)
     tf, sc, gn = tau[fin], curves.score_error[fin], curves.gen[fin]

@@ -26,15 +26,17 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
-from numba import njit
 
 from ..theory import checks
+from ._jit import njit
 from .rf_matrices import TrueFeatureMatrices
 from .threads import blas_threads, thread_budget
 
 __all__ = ["GDResult", "simulate_gd", "stability_bound", "exact_losses", "gd_exact_steps", "gd_fresh_steps"]
 
 _BLOCK = 128
+#: Longest GD run (steps): at a microsecond per step (the smallest models) 10**10 steps are three hours.
+MAX_STEPS = 10 ** 10
 
 
 @njit(cache=True)
@@ -79,7 +81,8 @@ def gd_fresh_steps(B, W_bar, Xt, xi, sq, coef, code, shift):
 
 def stability_bound(psi_p: float, delta_t: float, lam_max: float) -> float:
     """Largest stable ``delta_tau``: ``psi_p / (Delta_t lambda_max)`` (docs/theory/random_features.md §2)."""
-    return psi_p / (delta_t * lam_max)
+    return (checks.positive_float("psi_p", psi_p)
+            / (checks.positive_float("delta_t", delta_t) * checks.positive_float("lam_max", lam_max)))
 
 
 @dataclass(frozen=True)
@@ -135,15 +138,18 @@ def simulate_gd(mats: TrueFeatureMatrices, tau, *, delta_tau=None, noise="exact"
         The model (``W``, data ``X``) and its exact ``U, V, U~, V~`` (for ``noise="exact"`` steps and for
         logging).
     tau : array_like
-        Finite times ``> 0``; each is rounded to a whole number of steps ``>= 1``.
+        Finite times ``> 0``; each is rounded to a whole number of steps ``>= 1``, at most :data:`MAX_STEPS`
+        (``10**10``).
     delta_tau : float, optional
         Step in units ``k eta / d^2``; default ``1e-2 psi_p / Delta_t`` (arXiv:2505.17638 SM D).  Must be below
         the stability bound ``psi_p / (Delta_t lambda_max(U))``.
     noise : {"exact", "fresh"}
     seed : int, optional
-        Seed of the fresh-noise stream (``default_rng([seed, 1])``); default the model's seed.
+        Seed of the fresh-noise stream (``default_rng([seed, 1])``); default the model's seed.  ``noise="exact"``
+        draws no noise and rejects a seed.
     checkpoint : str or path, optional
-        ``.npz`` file written atomically at most every ``checkpoint_every_s`` seconds; an existing
+        ``.npz`` file written atomically at most every ``checkpoint_every_s`` seconds (rejected without a
+        checkpoint); an existing
         checkpoint for the same run is resumed and gives the same numbers as an uninterrupted run.
     threads : int, optional
         BLAS threads of the steps; default the package's thread policy
@@ -152,7 +158,7 @@ def simulate_gd(mats: TrueFeatureMatrices, tau, *, delta_tau=None, noise="exact"
     Raises
     ------
     ValueError
-        Bad ``tau``, ``noise``, or ``delta_tau`` at/above the stability bound.
+        Bad ``tau`` (or beyond ``MAX_STEPS`` steps), ``noise``, or ``delta_tau`` at/above the stability bound.
     """
     with blas_threads(thread_budget(threads).n):
         return _simulate(mats, tau, delta_tau, noise, seed, checkpoint, checkpoint_every_s)
@@ -161,11 +167,15 @@ def simulate_gd(mats: TrueFeatureMatrices, tau, *, delta_tau=None, noise="exact"
 def _simulate(mats, tau, delta_tau, noise, seed, checkpoint, checkpoint_every_s):
     if not isinstance(mats, TrueFeatureMatrices):
         raise TypeError(f"mats must be TrueFeatureMatrices (got {type(mats).__name__})")
-    if noise not in ("exact", "fresh"):
-        raise ValueError(f"noise must be 'exact' or 'fresh' (got {noise!r})")
-    tau = np.atleast_1d(np.asarray(tau, dtype=np.float64))
+    noise = checks.choice("noise", noise, ("exact", "fresh"))
+    tau = np.atleast_1d(checks.real_array("tau", tau, finite=False))
     if tau.ndim != 1 or tau.size == 0 or not np.all(np.isfinite(tau)) or np.any(tau <= 0):
-        raise ValueError("tau must be a non-empty 1-D sequence of finite times > 0 for a GD simulation")
+        raise ValueError(f"tau must be a non-empty 1-D sequence of finite times > 0 for a GD simulation "
+                         f"(got {checks.show(tau)})")
+    checkpoint_every_s = checks.positive_float("checkpoint_every_s", checkpoint_every_s, allow_zero=True)
+    if checkpoint is not None and not isinstance(checkpoint, (str, os.PathLike)):
+        raise TypeError(f"checkpoint must be None or a path (got {checks.show(checkpoint)} of type "
+                        f"{type(checkpoint).__name__})")
     c = mats.constants
     d, p, n = mats.d, mats.p, mats.n
     psi_p = p / d
@@ -178,8 +188,19 @@ def _simulate(mats, tau, delta_tau, noise, seed, checkpoint, checkpoint_every_s)
     if delta_tau >= bound:
         raise ValueError(f"delta_tau must be below the GD stability bound psi_p/(Delta_t lambda_max) = {bound:.4g} "
                          f"(got {delta_tau:.4g})")
+    horizon = float(np.max(tau)) / delta_tau
+    if not horizon <= MAX_STEPS:
+        raise ValueError(f"tau must be at most {MAX_STEPS:.0e} steps of delta_tau = {delta_tau:.4g}, i.e. tau <= "
+                         f"{MAX_STEPS * delta_tau:.4g} (got tau = {float(np.max(tau)):.4g}, {horizon:.3g} steps); "
+                         f"the closed form (method='gep' or 'features') reaches any time, inf included")
     steps = np.unique(np.maximum(1, np.round(tau / delta_tau)).astype(np.int64))
-    seed = mats.model.seed if seed is None else checks.positive_int("seed", seed, minimum=0)
+    if seed is not None:
+        seed = checks.seed("seed", seed)
+        if noise == "exact":
+            checks.ignored("seed", seed, None, reason="noise='exact' draws no noise")
+    if checkpoint is None:
+        checks.ignored("checkpoint_every_s", checkpoint_every_s, 30.0, reason="it applies only with a checkpoint")
+    seed = mats.model.seed if seed is None else seed
     rng = np.random.default_rng([seed, 1])
     B = np.zeros((d, p))
     train = np.full(steps.size, np.nan)

@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import brentq
 
+from ..theory import checks
 from ..theory import timescales as ts
-from ..theory.rf_model import RFModel
+from ..theory.rf_model import MAX_RATIO, RFModel
 from .rf_curves import LearningCurves, closed_form_curves, eigen_model, asymptotic_train_loss, validate_tau
 from .rf_gd import simulate_gd
 from .rf_matrices import gep_matrices, true_feature_matrices
@@ -28,6 +29,7 @@ from .threads import blas_threads, thread_budget
 __all__ = ["rf_learning_curves", "rf_phase_diagram", "PhaseDiagram", "METHODS"]
 
 METHODS = ("gep", "features", "asymptotic", "gd")
+NOISES = ("exact", "fresh")
 
 
 def _check_model(model):
@@ -58,9 +60,11 @@ def rf_learning_curves(model: RFModel, tau, *, method="gep", delta_tau=None, noi
         ``"gd"``: full-batch GD on the true features (:func:`memlab.numerics.rf_gd.simulate_gd`); the
         returned ``tau`` are the requested times rounded to whole steps (zeros first, then sorted, unique).
     delta_tau : float, optional
-        GD step (``"gd"`` only); default ``1e-2 psi_p / Delta_t``; must be below ``psi_p/(Delta_t lambda_max)``.
+        GD step (``"gd"`` only: any other method rejects it); default ``1e-2 psi_p / Delta_t``; must be below
+        ``psi_p/(Delta_t lambda_max)``.  A GD run takes at most ``10**10`` steps (``tau / delta_tau``).
     noise : {"exact", "fresh"}
-        GD noise: exact expectation (``m = infinity``) or one fresh draw per point per step.
+        GD noise (``"gd"`` only: any other method rejects ``"fresh"``): exact expectation (``m = infinity``) or
+        one fresh draw per point per step.
     threads : int, optional
         Threads for BLAS and numba; default the package's thread policy
         (:func:`memlab.numerics.threads.thread_budget`).
@@ -72,10 +76,11 @@ def rf_learning_curves(model: RFModel, tau, *, method="gep", delta_tau=None, noi
     Raises
     ------
     ValueError
-        Negative or NaN ``tau``; unknown ``method``; ``d`` too small for the model's ratios; ``delta_tau``
-        above the stability bound.
+        Negative or NaN ``tau``; unknown ``method`` or ``noise``; ``delta_tau`` or ``noise="fresh"`` with a method
+        other than ``"gd"``; ``d`` too small for the model's ratios; ``delta_tau`` above the stability bound;
+        a GD horizon beyond ``10**10`` steps.
     TypeError
-        ``model`` is not an :class:`~memlab.theory.rf_model.RFModel`.
+        ``model`` is not an :class:`~memlab.theory.rf_model.RFModel`; a complex, string or boolean ``tau``.
 
     References
     ----------
@@ -87,15 +92,21 @@ def rf_learning_curves(model: RFModel, tau, *, method="gep", delta_tau=None, noi
     >>> float(c.train[0]), bool(c.gen[-1] > 0)
     (1.0, True)
     """
-    budget = thread_budget(threads).n
+    budget = thread_budget(threads).n  # validates threads
     with blas_threads(budget):
         return _learning_curves(model, tau, method, delta_tau, noise, budget)
 
 
 def _learning_curves(model, tau, method, delta_tau, noise, threads):
     _check_model(model)
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {', '.join(METHODS)} (got {method!r})")
+    method = checks.choice("method", method, METHODS)
+    noise = checks.choice("noise", noise, NOISES)
+    if delta_tau is not None:
+        delta_tau = checks.positive_float("delta_tau", delta_tau)
+    if method != "gd":
+        checks.ignored("delta_tau", delta_tau, None, reason=f"only method='gd' takes a step (got method={method!r})")
+        checks.ignored("noise", noise, "exact", reason=f"only method='gd' draws noise (got method={method!r}; the "
+                                                       f"closed forms average it exactly)")
     tau = validate_tau(tau)
     t0 = time.perf_counter()
     if method == "asymptotic":
@@ -172,13 +183,17 @@ class PhaseDiagram:
 
 
 def _grid(name, values):
-    try:
-        arr = np.atleast_1d(np.asarray(values, dtype=np.float64))
-    except (TypeError, ValueError):
-        arr = np.array([np.nan])
-    if arr.ndim != 1 or arr.size == 0 or not np.all(np.isfinite(arr)) or np.any(arr <= 0):
-        raise ValueError(f"{name} must be a non-empty 1-D sequence of finite values > 0")
+    arr = np.atleast_1d(checks.real_array(name, values, finite=False))
+    if arr.ndim != 1 or arr.size == 0 or not np.all(np.isfinite(arr)) or np.any(arr <= 0) or np.any(arr > MAX_RATIO):
+        raise ValueError(f"{name} must be a non-empty 1-D sequence of finite values in (0, {MAX_RATIO:.4g}] "
+                         f"(got {checks.show(values)})")
+    if arr.size > _MAX_GRID:
+        raise ValueError(f"{name} must have at most {_MAX_GRID} values (got {arr.size}): each grid point is a "
+                         f"closed-form solve")
     return arr
+
+
+_MAX_GRID = 10_000
 
 
 def rf_phase_diagram(model: RFModel, tau, *, psi_p_grid, psi_n_grid) -> PhaseDiagram:

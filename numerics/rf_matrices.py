@@ -122,6 +122,9 @@ def _draws(model: RFModel):
         raise TypeError(f"model must be an RFModel (got {type(model).__name__}); e.g. "
                         f"RFModel.from_sizes(n=40, p=160, d=20, t=0.1)")
     n, p, d = model.sizes()
+    # the smallest finite-size route holds W (p x d), X (d x n) and the p x n feature matrix
+    checks.memory(f"the finite-size model with psi_p={model.psi_p:g}, psi_n={model.psi_n:g}, d={d} "
+                  f"(p*(n + d) + d*n = {p * (n + d) + d * n:.3g} float64 entries)", 8.0 * (p * (n + d) + d * n))
     cov = model.cov_eigs
     model.constants  # noqa: B018 - validates the activation (mu0, centring) before any draw
     rng = np.random.default_rng(model.seed)
@@ -167,6 +170,11 @@ def gep_matrices(model: RFModel, *, dense=True) -> GEPMatrices:
     >>> bool(np.allclose(m.U, m.U.T)), m.U.shape
     (True, (160, 160))
     """
+    dense = checks.boolean("dense", dense)
+    if isinstance(model, RFModel) and dense and model.n >= 1 and model.p >= 1:
+        checks.memory(f"gep_matrices(dense=True) with p = {model.p} (psi_p={model.psi_p:g}, d={model.d}; three p x p "
+                      f"matrices; dense=False keeps only "
+                      f"the p x (n + d) factors)", 24.0 * model.p * model.p)
     rng, W_bar, X = _draws(model)
     n, p = model.n, model.p
     c = model.constants
@@ -205,7 +213,7 @@ def gep_eigenvalues(mats: GEPMatrices) -> np.ndarray:
 
 def eigenvalues(U) -> np.ndarray:
     """Ascending eigenvalues of a symmetric matrix (``numpy.linalg.eigvalsh``), for histograms."""
-    U = np.asarray(U, dtype=np.float64)
+    U = checks.finite_array("U", U)
     if U.ndim != 2 or U.shape[0] != U.shape[1]:
         raise ValueError(f"U must be a square matrix (got shape {U.shape})")
     return np.linalg.eigvalsh(U)
@@ -282,9 +290,12 @@ def true_feature_matrices(model: RFModel, *, method="mehler", n_noise=1000, k_ma
         ``"monte_carlo"``: ``n_noise`` fresh noise draws per training point for ``U``, ``V`` and
         ``n n_noise`` fresh points of ``P_t`` for ``U~``, ``V~`` (drawn after ``W``, ``X``).
     n_noise : int, default 1000
+        ``"monte_carlo"`` only (``1 .. 10**7``; ``"mehler"`` rejects another value).
     k_max : int, default 30
-        Largest Mehler order; the series stops earlier once ``max|rho|^k max_i mean_nu h_k^2 < tol``.
+        Largest Mehler order (``1 .. 1000``); the series stops earlier once ``max|rho|^k max_i mean_nu h_k^2 <
+        tol``.  ``k_max``, ``n_nodes`` and ``tol`` are ``"mehler"`` only (``"monte_carlo"`` rejects other values).
     n_nodes : int, default 48
+        Gauss-Hermite nodes (``8 .. 10000``, above ``k_max``).
     tol : float, default 1e-12
 
     Returns
@@ -296,18 +307,26 @@ def true_feature_matrices(model: RFModel, *, method="mehler", n_noise=1000, k_ma
     Cost (Mehler): ``O(p n n_nodes)`` activation calls plus ``k`` GEMMs of ``O(p^2 n)``; at ``d = 100``,
     ``t >= 0.01`` the series stops after about 8-12 terms.
     """
-    rng, W_bar, X = _draws(model)
-    n, p, d, t = model.n, model.p, model.d, model.t
-    c, cov = model.constants, model.cov_eigs
-    if method not in ("mehler", "monte_carlo"):
-        raise ValueError(f"method must be 'mehler' or 'monte_carlo' (got {method!r})")
-    k_max = checks.positive_int("k_max", k_max, minimum=1)
-    n_nodes = checks.positive_int("n_nodes", n_nodes, minimum=8)
-    n_noise = checks.positive_int("n_noise", n_noise)
-    if n_nodes <= k_max:
+    method = checks.choice("method", method, ("mehler", "monte_carlo"))
+    k_max = checks.positive_int("k_max", k_max, minimum=1, maximum=1000)
+    n_nodes = checks.positive_int("n_nodes", n_nodes, minimum=8, maximum=10_000)
+    n_noise = checks.positive_int("n_noise", n_noise, maximum=10 ** 7)
+    if method == "mehler" and n_nodes <= k_max:
         raise ValueError(f"n_nodes must exceed k_max so the quadrature keeps He_0..He_k_max orthonormal "
                          f"(got n_nodes={n_nodes}, k_max={k_max})")
     tol = checks.positive_float("tol", tol)
+    if method == "mehler":
+        checks.ignored("n_noise", n_noise, 1000, reason="it is the number of draws of method='monte_carlo'")
+    else:
+        for name, value, default in (("k_max", k_max, 30), ("n_nodes", n_nodes, 48), ("tol", tol, 1e-12)):
+            checks.ignored(name, value, default, reason="it sets the Mehler series of method='mehler'")
+    if isinstance(model, RFModel) and model.n >= 1 and model.p >= 1:
+        checks.memory(f"true_feature_matrices with p = {model.p}, n = {model.n} (psi_p={model.psi_p:g}, "
+                      f"psi_n={model.psi_n:g}, d={model.d}; p x p matrices and a "
+                      f"(k_max + 1) x p x n Hermite table)", 8.0 * model.p * (4 * model.p + (k_max + 2) * model.n))
+    rng, W_bar, X = _draws(model)
+    n, p, d, t = model.n, model.p, model.d, model.t
+    c, cov = model.constants, model.cov_eigs
     act = c.effective_activation()
     delta = c.delta_t
     K = W_bar @ W_bar.T
@@ -332,8 +351,9 @@ def true_feature_matrices(model: RFModel, *, method="mehler", n_noise=1000, k_ma
         if max(b_u, b_p) > tol:
             warnings.warn(f"true_feature_matrices: Mehler series not converged at k_max={k_max} (entries may be off "
                           f"by up to {max(b_u, b_p):.2e} > tol={tol:.0e}; feature correlations reach "
-                          f"{float(np.max(np.abs(rho - np.eye(p)))):.2f} at d={d}); raise k_max (with n_nodes > "
-                          f"k_max) or use method='monte_carlo'", checks.MemlabValidityWarning, stacklevel=2)
+                          f"{float(np.max(np.abs(rho - np.eye(p)))):.2f} at d={d}, and fall as 1/sqrt(d)); a larger d "
+                          f"converges faster; true_feature_matrices also takes a larger k_max (with n_nodes > k_max) "
+                          f"or method='monte_carlo'", checks.MemlabValidityWarning, stacklevel=2)
     else:
         U = np.zeros((p, p))
         V = np.zeros((p, d))

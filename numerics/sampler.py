@@ -74,7 +74,7 @@ def ddim_sample(denoiser: GMMDenoiser, n_samples: int = 50, *, times=None, n_ste
         Strictly decreasing times in the schedule's domain; only the last may have ``sigma_t = 0``.  Default:
         the schedule's default times (for ``"gmm"`` the paper's 26-point grid).
     n_steps : int, optional
-        Number of denoiser calls of the default times.
+        Number of denoiser calls of the default times (``1 .. 10**7``; only without ``times``).
     seed : int
         Seed of the initial Gaussian draw (same seed for every M in a sweep).
 
@@ -97,14 +97,18 @@ def ddim_sample(denoiser: GMMDenoiser, n_samples: int = 50, *, times=None, n_ste
     if not isinstance(denoiser, GMMDenoiser):
         raise TypeError(f"denoiser must be a GMMDenoiser (got {type(denoiser).__name__})")
     n_samples = checks.positive_int("n_samples", n_samples)
-    seed = checks.positive_int("seed", seed, minimum=0)
+    seed = checks.seed("seed", seed)
+    checks.memory(f"ddim_sample(n_samples={n_samples}) in d = {denoiser.d} (n_samples*d*(M + 3) float64 entries per "
+                  f"step, M = {denoiser.M})", 8.0 * n_samples * denoiser.d * 3 + 8.0 * n_samples * denoiser.M)
     schedule = denoiser.schedule
     if times is None:
         ts = default_sampling_times(schedule, n_steps)
     else:
-        ts = checks.finite_array("times", times).ravel()
+        checks.ignored("n_steps", n_steps, None, reason="it sets the number of default times; times were given")
+        ts = checks.finite_array("times", times, ndim=1)
         if ts.size < 2 or np.any(np.diff(ts) >= 0):
-            raise ValueError("times must be strictly decreasing with at least two entries")
+            raise ValueError(f"times must be a strictly decreasing 1-D sequence with at least two entries "
+                             f"(got {checks.show(times)})")
     a, s = schedule_alpha_sigma(schedule, ts, name="times")
     if np.any(s[:-1] <= 0):
         raise ValueError("times: only the last sampling time may have sigma_t = 0")

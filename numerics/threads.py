@@ -28,15 +28,20 @@ from __future__ import annotations
 
 import contextlib
 import math
+import numbers
 import os
 import sys
 import threading
 from dataclasses import dataclass
 
+from ..theory import checks
+
 __all__ = ["ThreadBudget", "available_cpus", "cgroup_cpu_quota", "dask_worker_threads", "thread_budget", "threads_for",
            "numba_parallel", "blas_threads", "ENV_VARS"]
 
 #: environment variables read by the policy (``MEMLAB_NUM_THREADS`` overrides the others)
+#: Most threads one call may be given: far above any machine's cores, below what spawning threads can hold.
+MAX_THREADS = 1024
 ENV_VARS = ("MEMLAB_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
             "NUMBA_NUM_THREADS")
 
@@ -162,8 +167,10 @@ def thread_budget(threads: int | None = None) -> ThreadBudget:
     Raises
     ------
     ValueError
-        ``threads`` is not None or an integer >= 1, or an environment variable of the policy is not a
-        positive integer.
+        ``threads`` is not None or an integer in ``[1, MAX_THREADS]`` (1024), or an environment variable of the
+        policy is not a positive integer.
+    TypeError
+        ``threads`` is not an integer (a string, a bool, a float with a fraction).
 
     Examples
     --------
@@ -172,11 +179,12 @@ def thread_budget(threads: int | None = None) -> ThreadBudget:
     """
     cpus = available_cpus()
     if threads is not None:
-        if isinstance(threads, bool) or not isinstance(threads, int) and not hasattr(threads, "__index__"):
-            raise TypeError(f"threads must be None or an integer >= 1 (got {threads!r})")
+        if isinstance(threads, bool) or not isinstance(threads, numbers.Integral):  # a count, never a float
+            raise TypeError(f"threads must be None or an integer >= 1 and <= {MAX_THREADS} (got "
+                            f"{checks.show(threads)} of type {type(threads).__name__})")
         threads = int(threads)
-        if threads < 1:
-            raise ValueError(f"threads must be None or an integer >= 1 (got {threads})")
+        if not 1 <= threads <= MAX_THREADS:
+            raise ValueError(f"threads must be None or an integer >= 1 and <= {MAX_THREADS} (got {threads})")
         return ThreadBudget(threads, "argument", cpus, (("argument", threads),))
     own = _env_int("MEMLAB_NUM_THREADS")
     if own is not None:
@@ -231,7 +239,7 @@ def blas_threads(n: int):
     The limits are process-wide (BLAS libraries keep one setting), so overlapping blocks from several
     Python threads share them: the tightest limit applies while both run.
     """
-    n = max(1, int(n))
+    n = max(1, checks.positive_int("n", n, minimum=0, maximum=MAX_THREADS))
     with _LOCK:
         ctl = _controller()
         limiter = ctl.limit(limits=n, user_api="blas")
@@ -251,7 +259,7 @@ def numba_parallel(n: int):
     """
     import numba
 
-    n = max(1, min(int(n), numba.config.NUMBA_NUM_THREADS))
+    n = max(1, min(checks.positive_int("n", n, minimum=0), numba.config.NUMBA_NUM_THREADS))
     before = numba.get_num_threads()
     numba.set_num_threads(n)
     try:

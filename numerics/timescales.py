@@ -17,7 +17,7 @@ from ..theory import checks
 from ..theory import timescales as ts
 from ..theory.gep import GEPConstants
 from ..theory.rf_model import RFModel
-from .rf_spectrum import SpectrumResult, rf_spectrum
+from .rf_spectrum import ENGINES, SpectrumAccuracyError, SpectrumResult, rf_spectrum
 
 __all__ = ["TimescalesResult", "predict_timescales", "lambda_min_spectrum"]
 
@@ -106,7 +106,7 @@ def lambda_min_spectrum(spec: SpectrumResult) -> float:
     raise ValueError("continuous mass never reaches 1/psi_p")
 
 
-def predict_timescales(model: RFModel, *, numeric=True) -> TimescalesResult:
+def predict_timescales(model: RFModel, *, numeric=True, engine: str = "numba") -> TimescalesResult:
     """Predicted ``tau_gen_formula``, ``tau_mem_formula`` (and ``tau_mem_spectrum``), their window and ``n* = p``.
 
     Parameters
@@ -116,10 +116,19 @@ def predict_timescales(model: RFModel, *, numeric=True) -> TimescalesResult:
         use its sizes at ``model.d``.
     numeric : bool, default True
         Also solve the spectrum (Theorem 3.1) for ``tau_mem_spectrum`` (well under a second).
+    engine : {"numba", "python"}, default "numba"
+        How the spectrum's kernels run (:func:`memlab.numerics.rf_spectrum.rf_spectrum`): ``"python"`` skips
+        numba's import and compiled-cache load (about 1 s in a new process) for a one-off answer, as
+        ``memlab timescales`` does; the two agree to rounding.
 
     Returns
     -------
     TimescalesResult
+
+    Raises
+    ------
+    SpectrumAccuracyError
+        ``numeric=True`` and the solved spectrum fails its checks (:func:`memlab.numerics.rf_spectrum.rf_spectrum`).
 
     Notes
     -----
@@ -144,6 +153,8 @@ def predict_timescales(model: RFModel, *, numeric=True) -> TimescalesResult:
                         f"RFModel.from_sizes(n=800, p=6400, d=100, t=0.1)")
     if not isinstance(numeric, bool):
         raise TypeError(f"numeric must be True or False (got {numeric!r})")
+    if not isinstance(engine, str) or engine not in ENGINES:
+        raise ValueError(f"engine must be one of {ENGINES} (got {engine!r})")
     n, p, _ = model.sizes()
     psi_n, psi_p = model.psi_n, model.psi_p
     c = model.constants
@@ -164,11 +175,15 @@ def predict_timescales(model: RFModel, *, numeric=True) -> TimescalesResult:
     if numeric:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", checks.MemlabValidityWarning)
-            spec = rf_spectrum(model)
+            try:
+                spec = rf_spectrum(model, engine=engine)
+            except SpectrumAccuracyError as err:
+                raise SpectrumAccuracyError(f"{err}; tau_mem_spectrum needs that spectrum (numeric=False gives the "
+                                            "formula values alone)", err.result) from err
         lam_num = float(lambda_min_spectrum(spec))
         tau_num = psi_p / (c.delta_t * lam_num)
         spec_diag = dict(bulks=spec.bulks, delta_weight=spec.delta_weight,
-                         total_mass=spec.diagnostics["total_mass"])
+                         total_mass=spec.diagnostics["total_mass"], engine=engine)
     for m in warn:
         warnings.warn(m, checks.MemlabValidityWarning, stacklevel=2)
     return TimescalesResult(

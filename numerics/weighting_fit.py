@@ -85,20 +85,26 @@ def fit_weighting(measured, *, C: float = 2.0, sigma2: float = 1.0, tau: float =
     ----------
     arXiv:2508.17689v1 Eqs. 22-23, App. H.3 (Eq. 311).
     """
-    pairs = [(int(checks.positive_int("N", n)), float(m)) for n, m in measured]
+    if measured is None or isinstance(measured, (str, bytes)) or not hasattr(measured, "__iter__"):
+        raise TypeError(f"measured must be a sequence of (N, M_pt) pairs (got {checks.show(measured)})")
+    pairs = []
+    for item in measured:
+        if isinstance(item, (str, bytes)) or not hasattr(item, "__len__") or len(item) != 2:
+            raise TypeError(f"measured must be a sequence of (N, M_pt) pairs (got the entry {checks.show(item)})")
+        n = checks.positive_int("measured N", item[0])
+        pairs.append((n, checks.real("measured M_pt", item[1], low=0.0, low_open=True, high=float(n))))
     if not pairs:
         raise ValueError("measured must contain at least one (N, M_pt) pair")
-    for n, m in pairs:
-        if not (0 < m <= n):
-            raise ValueError(f"each M_pt must lie in (0, N] (got M_pt = {m} for N = {n})")
     C = checks.positive_float("C", C)
     sigma2 = checks.positive_float("sigma2", sigma2)
+    tau = checks.positive_float("tau", tau)
+    beta = checks.positive_float("beta", beta, allow_zero=True)
+    maxiter = checks.positive_int("maxiter", maxiter, maximum=10 ** 6)
     der = derive_crossover()
     g = der.sum1_term(1.0, grid.psi(grid.paper_grid()), sigma2)  # normalised generalizing loss per grid time
     if isinstance(init, str):
-        lam0 = grid.PAPER_LAMBDA.copy() if init == "paper" else np.ones(26) if init == "uniform" else None
-        if lam0 is None:
-            raise ValueError(f"init must be 'paper', 'uniform' or an array of 26 weights (got {init!r})")
+        init = checks.choice("init", init, ("paper", "uniform"))
+        lam0 = grid.PAPER_LAMBDA.copy() if init == "paper" else np.ones(26)
     else:
         lam0 = checks.weights("init", init, 26)
     theta0 = np.log(np.expm1(np.maximum(lam0, 1e-8)))

@@ -11,6 +11,13 @@ import pytest
 import memlab
 
 
+def names(line, flag):
+    """``line`` names the parameter as a word of its own ("t" must not match inside "must"): as the API calls it
+    (``psi_p``) or as its option (``--psi-p``, named when the value is refused as it is parsed)."""
+    opt = "--" + flag.lstrip("-").replace("_", "-")
+    return any(re.search(rf"(^|[^\w-]){re.escape(f)}(?![\w-])", line) for f in (flag, opt))
+
+
 def run(*args):
     return subprocess.run([sys.executable, "-m", "memlab", *args], capture_output=True, text=True,
                           timeout=300, env={"MPLBACKEND": "Agg", "PATH": "/usr/bin:/bin"})
@@ -70,12 +77,12 @@ def test_mstar_text_and_validity_warning():
     (["plot", "rf-curves", "--gd-tau-max", "-5", "--out", "/tmp/x"], "gd_tau_max"),
     (["plot", "rf-curves", "--activation", "softsign", "--out", "/tmp/x"], "activation"),
     (["plot", "rf-phase", "--tau", "-1", "--out", "/tmp/x"], "tau"),
-    (["plot", "rf-phase", "--psi-n", "0", "--out", "/tmp/x"], "psi_n_grid"),
-    (["plot", "rf-phase", "--psi-p", "4", "nan", "--out", "/tmp/x"], "psi_p_grid"),
+    (["plot", "rf-phase", "--psi-n", "0", "--out", "/tmp/x"], "--psi-n"),       # the API's psi_n_grid
+    (["plot", "rf-phase", "--psi-p", "4", "nan", "--out", "/tmp/x"], "--psi-p"),  # the API's psi_p_grid
     (["plot", "rf-phase", "--d", "0", "--out", "/tmp/x"], "d"),
     (["plot", "rf-phase", "--d", "1", "--psi-p", "0.1", "--out", "/tmp/x"], "too small"),
     (["spectrum", "--psi-p", "64", "--psi-n", "8", "--t", "0.01", "--activation", "relu", "--out", "/tmp/x"], "center"),
-    (["plot", "rf-curves", "--gd-psi-n", "0", "--out", "/tmp/x"], "psi_n"),
+    (["plot", "rf-curves", "--gd-psi-n", "0", "--out", "/tmp/x"], "--gd-psi-n"),
     (["plot", "gmm-losses", "--N", "20", "--d", "5", "--K", "2", "--n-m", "0", "--out", "/tmp/x"], "n_m"),
 ])
 def test_bad_input_one_line_exit_2(args, flag):
@@ -83,8 +90,7 @@ def test_bad_input_one_line_exit_2(args, flag):
     assert r.returncode == 2
     lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and "Traceback" not in r.stderr
-    # the parameter is named as a word of its own ("t" must not match inside "must")
-    assert re.search(rf"(^|[^\w-]){re.escape(flag)}(?![\w])", lines[0]), lines[0]
+    assert names(lines[0], flag), lines[0]
 
 
 def test_plot_gmm_losses_writes_png_and_pdf(tmp_path):
@@ -259,7 +265,7 @@ def test_memorization_cli_png_folder_on_0_255_scale(mem_files):
 
 @pytest.mark.parametrize("which,flag", [
     ("missing", "samples"), ("broken", "samples"), ("empty_dir", "samples"), ("two", "samples"),
-    ("dims", "feature dimension"), ("k", "k"), ("mem", "memory_limit"), ("txt", "samples"),
+    ("dims", "feature dimension"), ("k", "k"), ("mem", "--memory-limit-mb"), ("txt", "samples"),
 ])
 def test_memorization_cli_bad_input(mem_files, which, flag):
     d = mem_files[0]

@@ -362,9 +362,11 @@ def test_no_coupon_warning_when_mstar_above_bound():
 def test_no_diagnostics_without_d():
     with warnings.catch_warnings(record=True) as record:
         warnings.simplefilter("always")
-        res = predict_mstar(100, K=12)
+        res = predict_mstar(100)
     assert not record and res.warnings == () and res.times_outside_window == ()
     assert res.coupon_bound is None and res.window_psi_min is None
+    with pytest.raises(ValueError, match="K=12 needs d"):   # K alone would be silently unused
+        predict_mstar(100, K=12)
 
 
 def test_continuous_window_fraction():

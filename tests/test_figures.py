@@ -144,7 +144,8 @@ def test_gmm_memorization_figure_matches_api():
     assert res.results["mem (N=40)"].fraction == memlab.memorization_fraction(mem, data.train).fraction == 1.0
     assert res.results["generalizing"].fraction == memlab.memorization_fraction(gen, data.train).fraction
     assert list(res.results) == ["mem (N=40)", "pmem (M=20)", "generalizing", "optimal, EDM", "fresh draws"]
-    assert res.table().splitlines()[0].strip().startswith("mem (N=40): 1.000  [1.000, 1.000]")
+    # all 30 memorized: the exact (Clopper-Pearson) 95% interval is [0.025^(1/30), 1]
+    assert res.table().splitlines()[0].strip().startswith(f"mem (N=40): 1.000  [{0.025 ** (1 / 30):.3f}, 1.000]")
     res.close()
 
 
@@ -166,15 +167,17 @@ BASELINE = """\
   pmem M= 40:  68.480 +- 0.022  (Thm 3.2, C=1..2: 40.0 .. 80.0)
   pmem M=100:  37.604 +- 0.021  (Thm 3.2, C=1..2: 25.0 .. 50.0)
   pmem M=160:  14.500 +- 0.014  (Thm 3.2, C=1..2: 10.0 .. 20.0)
-     mem (N=200): 1.000  [1.000, 1.000]  median d1/d2 = 8.61e-04
-    pmem (M=100): 1.000  [1.000, 1.000]  median d1/d2 = 8.80e-04
-    generalizing: 0.000  [0.000, 0.000]  median d1/d2 = 9.65e-01
-    optimal, EDM: 1.000  [1.000, 1.000]  median d1/d2 = 1.81e-03
-     fresh draws: 0.000  [0.000, 0.000]  median d1/d2 = 9.66e-01
+     mem (N=200): 1.000  [{lo:.3f}, 1.000]  median d1/d2 = 8.61e-04
+    pmem (M=100): 1.000  [{lo:.3f}, 1.000]  median d1/d2 = 8.80e-04
+    generalizing: 0.000  [0.000, {hi:.3f}]  median d1/d2 = 9.65e-01
+    optimal, EDM: 1.000  [{lo:.3f}, 1.000]  median d1/d2 = 1.81e-03
+     fresh draws: 0.000  [0.000, {hi:.3f}]  median d1/d2 = 9.66e-01
   delta peak: p*weight = 5500.0; finite-size count 5500
   bulk [0.0036832, 0.010189]  mass 0.01562  (p*mass = 100.0; finite-size count 100)
   bulk [0.09133, 0.35947]  mass 0.10937  (p*mass = 700.0; finite-size count 700)
-  bulk [9.8359, 44.693]  mass 0.01563  (p*mass = 100.0; finite-size count 100)"""
+  bulk [9.8359, 44.693]  mass 0.01563  (p*mass = 100.0; finite-size count 100)""".format(
+    # exact (Clopper-Pearson) 95% intervals of 200 samples, all or none memorized: [0.025^(1/200), 1], [0, 1 - that]
+    lo=0.025 ** (1 / 200), hi=1 - 0.025 ** (1 / 200))
 
 # psi_n, tau_gen_score_min, tau_gen_formula, tau_mem_half_rise, tau_mem_formula, L_gen(inf), min E_score
 CURVES = [["4", "13.42", "15.02", "2854", "2556", "2.9834", "0.0638"],

@@ -2,6 +2,7 @@
 Hermite form, limits."""
 
 import math
+import warnings
 
 import mpmath as mp
 import numpy as np
@@ -221,3 +222,28 @@ def test_gauss_hermite_rule_against_scipy_and_exact_moments(n):
     assert np.max(np.abs(w[keep] - ws[keep]) / ws[keep]) < 1e-11
     for k in range(1, 16):
         assert np.sum(w * z ** (2 * k)) == pytest.approx(float(np.prod(np.arange(1, 2 * k, 2))), rel=1e-12)
+
+
+def test_kinked_activation_at_large_t_converges_without_warning():
+    """At t = 50 the pre-activation is N(0, Gamma_t^2) with Gamma_t = 1 to float64; relu's moments are then
+    mu0 = 1/sqrt(2 pi), E relu^2 = 1/2, mu1 = 1/2 in closed form.  The ill-conditioned a_t_integral diagnostic
+    (it divides by alpha = e^{-50}) must not stop the rule from converging or raise a warning."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", MemlabValidityWarning)
+        c = gep_constants(50.0, activation="relu", center=True)
+    assert c.quad_error < 1e-12
+    assert c.mu0 == pytest.approx(1 / math.sqrt(2 * math.pi), rel=1e-12)
+    assert c.mu1 == pytest.approx(0.5, rel=1e-12)
+    assert c.norm2 == pytest.approx(0.5 - 1 / (2 * math.pi), rel=1e-12)
+
+
+def test_unresolvable_quadrature_raises_instead_of_returning():
+    """erf at Gamma_t = 100 is a step the smooth rule cannot resolve to three digits: no constants come back."""
+    with pytest.raises(ValueError, match="quad_error"):
+        gep_constants(1.0, activation="erf", sigma_x=100.0)
+
+
+@pytest.mark.parametrize("t", [50.0 + 1e-9, 1e3, 1e300])
+def test_time_beyond_the_horizon_is_rejected(t):
+    with pytest.raises(ValueError, match=r"t must be a finite real number in \(0, 50\]"):
+        gep_constants(t)

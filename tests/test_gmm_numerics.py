@@ -396,3 +396,32 @@ def test_standard_normal_draws_ranges_meet_after_a_multi_draw_normal():
     for seed in range(200):
         ours = standard_normal_draws(seed, 190_000, threads=1 + seed % 2)
         np.testing.assert_array_equal(ours, np.random.default_rng(seed).standard_normal(190_000))
+
+
+@settings(max_examples=12, deadline=None)
+@given(t=st.sampled_from([0.01, T16, 0.9]), shift=st.integers(-2 ** 30, 2 ** 30), axis_seed=st.integers(0, 2 ** 16),
+       n_means=st.sampled_from([1, 7, 40]))
+def test_losses_are_translation_invariant_far_from_the_origin(t, shift, axis_seed, n_means):
+    """Shifting the clean points and the means by one vector leaves every per-draw loss unchanged (x_t - alpha mu
+    and xbar - x0 do not move).  The data are multiples of 2^-20 and the shift an integer below 2^30, so the
+    shifted inputs are exact in float64; the losses must then agree to rounding, also where the GEMM expansion
+    of the distances cancels (|x|^2 ~ 1e18 against distances ~ 1)."""
+    rng = np.random.default_rng(axis_seed)
+    q = 2.0 ** -20
+    train = np.round(rng.standard_normal((40, 5)) * 2 / q) * q
+    points = np.round(rng.standard_normal((6, 5)) * 2 / q) * q
+    c = rng.integers(-abs(shift), abs(shift) + 1, size=5).astype(np.float64)
+    near = per_draw_losses(points, t, [memorizing_denoiser(train[:n_means])], n_noise=4, seed=1)[0]
+    far = per_draw_losses(points + c, t, [memorizing_denoiser(train[:n_means] + c)], n_noise=4, seed=1)[0]
+    assert np.all(np.isfinite(far))
+    np.testing.assert_allclose(far, near, rtol=1e-9, atol=1e-9 * float(np.max(near)))
+
+
+@pytest.mark.parametrize("scale", [1e75, 1e200])
+def test_data_too_large_for_float64_distances_is_a_clear_error(scale):
+    train = np.random.default_rng(0).standard_normal((5, 3)) * scale
+    with pytest.raises(ValueError, match="must have entries of magnitude"):
+        training_loss(memorizing_denoiser(train / scale), train, 0.3)
+    if scale > 1e150:
+        with pytest.raises(ValueError, match="^train must have entries of magnitude"):
+            memorizing_denoiser(train)

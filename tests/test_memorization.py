@@ -13,8 +13,8 @@ from scipy.special import logsumexp
 import memlab
 from memlab.numerics.gmm import GMMDenoiser, memorizing_denoiser, optimal_denoiser
 from memlab.numerics.sampler import ddim_sample, sample_optimal
-from memlab.numerics.memorization import (bootstrap_ci, estimate_emm, find_duplicates, memorization_fraction,
-                                          memorized_mask, nearest_two)
+from memlab.numerics.memorization import (bootstrap_ci, clopper_pearson_ci, estimate_emm, find_duplicates,
+                                          memorization_fraction, memorized_mask, nearest_two)
 from memlab.theory.schedules import SCHEDULES, default_sampling_times, schedule_alpha_sigma
 
 
@@ -196,7 +196,10 @@ def test_optimal_denoiser_sampler_memorizes_everything(schedule):
     data = memlab.sample_gmm(150, 20, 5, seed=1)
     s = sample_optimal(data.train, 60, schedule=schedule, seed=2).samples
     r = memorization_fraction(s, data.train)
-    assert r.fraction == 1.0 and r.ci_low == 1.0
+    assert r.fraction == 1.0 and r.bootstrap_low == r.bootstrap_high == 1.0  # the percentile bootstrap collapses
+    # the exact interval does not: [(alpha/2)^(1/S), 1]
+    assert r.ci_method == "clopper-pearson" and r.ci_high == 1.0
+    assert r.ci_low == pytest.approx(0.025 ** (1 / 60), rel=1e-12) and r.ci_low < 1.0
 
 
 def test_gmm_lab_samplers_and_fresh_draws():
@@ -207,6 +210,9 @@ def test_gmm_lab_samplers_and_fresh_draws():
     assert memorization_fraction(pmem, data.train).fraction == 1.0
     fresh = memorization_fraction(data.heldout, data.train)
     assert fresh.ci_low <= 0.0 <= fresh.ci_high
+    assert fresh.bootstrap_low <= 0.0 <= fresh.bootstrap_high
+    if fresh.fraction == 0.0:  # none memorized: the exact interval keeps a width 1 - (alpha/2)^(1/S)
+        assert fresh.ci_high == pytest.approx(1 - 0.025 ** (1 / 300), rel=1e-12) and fresh.bootstrap_high == 0.0
     assert fresh.fraction <= 1 / 300  # chance level k^d = 3^-20 ~ 3e-10
     tiny = memorization_fraction(data.train[:100] + 1e-4 * np.random.default_rng(0).standard_normal((100, 20)),
                                  data.train)
@@ -219,7 +225,7 @@ def test_bootstrap_interval_coverage():
     rng = np.random.default_rng(11)
     train = rng.standard_normal((100, 20))
     p, S, trials = 0.3, 200, 400
-    cover = 0
+    cover = cover_exact = 0
     for trial in range(trials):
         is_mem = rng.random(S) < p
         x = rng.standard_normal((S, 20))
@@ -227,10 +233,12 @@ def test_bootstrap_interval_coverage():
         x[is_mem] = train[j[is_mem]] + 1e-3 * rng.standard_normal((is_mem.sum(), 20))
         r = memorization_fraction(x, train, n_boot=1000, seed=trial)
         assert r.memorized.sum() == is_mem.sum()
-        cover += r.ci_low <= p <= r.ci_high
+        cover += r.bootstrap_low <= p <= r.bootstrap_high
+        cover_exact += r.ci_low <= p <= r.ci_high
     rate = cover / trials
     # binomial SE of the rate ~ 0.011; the percentile interval is slightly liberal at n = 200
     assert 0.91 <= rate <= 0.98, rate
+    assert cover_exact >= cover and cover_exact / trials >= 0.93  # Clopper-Pearson: conservative, wider
 
 
 def test_bootstrap_is_seeded_and_matches_explicit_resampling():
@@ -241,6 +249,56 @@ def test_bootstrap_is_seeded_and_matches_explicit_resampling():
     means = flags[rng.integers(0, 300, size=(4000, 300))].mean(axis=1)
     lo, hi = np.quantile(means, [0.025, 0.975])
     assert abs(a[0] - lo) <= 0.012 and abs(a[1] - hi) <= 0.012
+
+
+def _flags(x, n):
+    return np.arange(n) < x
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(1, 120), p=st.floats(0.0, 1.0), level=st.sampled_from([0.5, 0.8, 0.9, 0.95, 0.99]))
+def test_exact_interval_covers_at_least_its_level(n, p, level):
+    """Coverage of the Clopper-Pearson interval by exact enumeration of Binomial(n, p): sum over x of
+    P(x) 1[low(x) <= p <= high(x)] >= level for every (n, p), and each bound equals scipy's exact
+    binomtest interval."""
+    from scipy.stats import binomtest
+
+    bounds = np.array([clopper_pearson_ci(_flags(x, n), level=level) for x in range(n + 1)])
+    covered = (bounds[:, 0] <= p) & (p <= bounds[:, 1])
+    pmf = [math.comb(n, x) * p ** x * (1.0 - p) ** (n - x) for x in range(n + 1)]
+    assert math.fsum(pmf) == pytest.approx(1.0, abs=1e-12)
+    assert math.fsum(q for q, c in zip(pmf, covered) if c) >= level - 1e-12
+    assert np.all(bounds[:, 0] < bounds[:, 1])  # never degenerate, also at x = 0 and x = n
+    assert np.all(np.diff(bounds, axis=0) > 0)  # both ends increase with the count
+    for x in {0, n // 3, n}:
+        ref = binomtest(x, n).proportion_ci(confidence_level=level, method="exact")
+        np.testing.assert_allclose(bounds[x], [ref.low, ref.high], rtol=1e-10, atol=1e-14)
+
+
+@given(n=st.integers(1, 10 ** 6), level=st.floats(0.5, 0.999))
+@settings(max_examples=40, deadline=None)
+def test_exact_interval_at_none_and_all_memorized(n, level):
+    """x = 0: [0, 1 - a^(1/n)]; x = n: [a^(1/n), 1] with a = (1 - level)/2 (the Beta quantiles in closed form);
+    the percentile bootstrap gives [0, 0] and [1, 1] there."""
+    a = (1 - level) / 2
+    none = clopper_pearson_ci(np.zeros(n, dtype=bool), level=level)
+    every = clopper_pearson_ci(np.ones(n, dtype=np.int8), level=level)
+    assert none[0] == 0.0 and none[1] == pytest.approx(-math.expm1(math.log(a) / n), rel=1e-9)
+    assert every[1] == 1.0 and every[0] == pytest.approx(math.exp(math.log(a) / n), rel=1e-12)
+    assert 0.0 < none[1] and every[0] < 1.0
+    assert bootstrap_ci(np.zeros(min(n, 1000), dtype=bool), n_boot=50) == (0.0, 0.0)
+
+
+def test_both_intervals_in_the_result():
+    rng = np.random.default_rng(8)
+    train = rng.standard_normal((60, 10))
+    samples = np.vstack([train[:7] + 1e-4, rng.standard_normal((13, 10))])
+    r = memorization_fraction(samples, train, n_boot=500, seed=3, level=0.9)
+    assert r.n_memorized == 7 and r.ci_method == "clopper-pearson"
+    assert (r.ci_low, r.ci_high) == clopper_pearson_ci(r.memorized, level=0.9)
+    assert (r.bootstrap_low, r.bootstrap_high) == bootstrap_ci(r.memorized, n_boot=500, level=0.9, seed=3)
+    r0 = memorization_fraction(samples, train, n_boot=0, level=0.9)
+    assert r0.bootstrap_low is None and r0.bootstrap_high is None and (r0.ci_low, r0.ci_high) == (r.ci_low, r.ci_high)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -390,6 +448,82 @@ def test_emm_bad_input(kwargs, match):
 def test_memorization_bad_input(samples, train, kwargs, exc, match):
     with pytest.raises(exc, match=match):
         memorization_fraction(samples, train, **kwargs)
+
+
+X3, Y5 = np.arange(12.0).reshape(3, 4), np.arange(20.0).reshape(5, 4)
+#: (call, parameter the error must name) for every array argument of the module's public functions
+ARRAY_ARGS = [
+    (lambda v: nearest_two(v, Y5), "samples"), (lambda v: nearest_two(X3, v), "train"),
+    (lambda v: memorization_fraction(v, Y5), "samples"), (lambda v: memorization_fraction(X3, v), "train"),
+    (lambda v: find_duplicates(v), "train"), (lambda v: memorized_mask(v, np.ones(3)), "sq1"),
+    (lambda v: memorized_mask(np.ones(3), v), "sq2"), (lambda v: bootstrap_ci(v), "memorized"),
+    (lambda v: clopper_pearson_ci(v), "memorized"),
+]
+BAD_TYPES = [X3 + 1j, X3.astype(np.complex64), np.array([["a", "b"], ["c", "d"]]), None,
+             np.array([[1.0, None]], dtype=object), {"a": 1}, "samples.npy"]
+
+
+@pytest.mark.parametrize("call,name", ARRAY_ARGS)
+@pytest.mark.parametrize("bad", BAD_TYPES, ids=["complex128", "complex64", "strings", "None", "object", "dict", "path"])
+def test_complex_and_non_numeric_arrays_name_the_parameter(call, name, bad):
+    with pytest.raises(TypeError, match=name), warnings.catch_warnings():
+        warnings.simplefilter("error")  # no ComplexWarning on the way
+        call(bad)
+
+
+@pytest.mark.parametrize("call,name", ARRAY_ARGS[:5])
+def test_boolean_points_are_refused(call, name):
+    """Points are real numbers (the package's vocabulary); binary data pass as uint8.  (Flags, by contrast, are
+    booleans: ``memorized`` accepts them.)"""
+    with pytest.raises(TypeError, match=f"{name}.*astype"):
+        call(np.arange(12).reshape(3, 4) % 2 == 0)
+    assert bootstrap_ci(np.arange(12) % 2 == 0, n_boot=10) == bootstrap_ci((np.arange(12) % 2 == 0).astype(int),
+                                                                             n_boot=10)
+
+
+@pytest.mark.parametrize("call,name", ARRAY_ARGS)
+def test_ragged_arrays_name_the_parameter(call, name):
+    with pytest.raises(ValueError, match=name):
+        call([[1.0, 2.0], [3.0]])
+
+
+def test_options_are_not_read_by_truthiness():
+    """``dedupe="abc"`` and ``refine="abc"`` were once taken as True."""
+    for bad in ("abc", 1, 0, None, np.array([True])):
+        with pytest.raises(TypeError, match="dedupe"):
+            memorization_fraction(X3, Y5, dedupe=bad)
+        with pytest.raises(TypeError, match="refine"):
+            estimate_emm(lambda n: 0.5, [10, 20], refine=bad)
+    assert memorization_fraction(X3, Y5, dedupe=np.True_, n_boot=0).diagnostics["deduped"] is False  # no dups
+    assert estimate_emm(lambda n: 1.0 - n / 100, [5, 40], refine=np.False_).n_evals == 2
+
+
+@pytest.mark.parametrize("kwargs,exc,name", [
+    ({"level": "abc"}, TypeError, "level"), ({"level": 1.0}, ValueError, "level"),
+    ({"level": float("nan")}, ValueError, "level"), ({"n_boot": 10 ** 15}, ValueError, "n_boot"),
+    ({"n_boot": 2.5}, ValueError, "n_boot"), ({"seed": -1}, ValueError, "seed"), ({"seed": "0"}, TypeError, "seed"),
+    ({"k": "1/3"}, TypeError, "k"), ({"memory_limit": 2.0 ** 30}, TypeError, "memory_limit"),
+])
+def test_scalar_options_name_the_parameter(kwargs, exc, name):
+    with pytest.raises(exc, match=name):
+        memorization_fraction(X3, Y5, **kwargs)
+
+
+def test_mask_and_flags_refuse_nonsense():
+    with pytest.raises(ValueError, match="sq1"):
+        memorized_mask([np.nan], [1.0])
+    with pytest.raises(ValueError, match="sq2"):
+        memorized_mask([1.0], [-1.0])
+    with pytest.raises(ValueError, match="same shape"):
+        memorized_mask([1.0, 2.0], [1.0, 2.0, 3.0])
+    assert memorized_mask([1.0, 1.0], [np.inf, 9.0]).tolist() == [True, False]
+    for bad in ([0.5, 1.0], [2, 0]):
+        with pytest.raises(ValueError, match="memorized"):
+            clopper_pearson_ci(bad)
+    with pytest.raises(ValueError, match="memorized"):
+        bootstrap_ci(np.array([], dtype=bool))
+    with pytest.raises(ValueError, match="n_boot"):
+        bootstrap_ci([True, False], n_boot=10 ** 15)
 
 
 def test_float32_overflow_switches_or_raises():
@@ -633,18 +767,90 @@ def test_threads_do_not_change_the_result(kind):
     np.testing.assert_array_equal(f1.nn_index, f2.nn_index)
 
 
-def test_float64_overflow_is_refused_with_a_rescaling_hint():
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2 ** 31), D=st.integers(1, 12), power=st.integers(-980, 980),
+       offset=st.sampled_from([0.0, 3.0, -1e3]), f32=st.booleans())
+def test_any_magnitude_gives_the_neighbours_of_the_unit_problem(seed, D, power, offset, f32):
+    """Data = Z * 2^power (exact): the neighbours are those of Z (float64 brute force), the squared distances
+    those of the search on Z times 4^power / scale^2 and the distances those times 2^power, bit for bit, from
+    2^-980 to 2^980 (squared distances far beyond float64 at either end)."""
+    rng = np.random.default_rng(seed)
+    Z = offset + rng.standard_normal((30, D))
+    W = np.vstack([Z[rng.integers(0, 30, 8)] + 1e-6 * rng.standard_normal((8, D)), offset + rng.standard_normal((4, D))])
+    if f32 and abs(power) <= 100:
+        Z, W = Z.astype(np.float32), W.astype(np.float32)
+    X, Y = np.ldexp(W, power), np.ldexp(Z, power)
+    assert np.array_equal(np.ldexp(X, -power), W)  # the test data themselves are exact
+    nt = nearest_two(X, Y)
+    idx, q = brute_two(W, Z)
+    np.testing.assert_array_equal(nt.index, idx)
+    scale_exp = math.frexp(nt.scale)[1] - 1
+    assert nt.scale == 2.0 ** scale_exp and nt.diagnostics["scale"] == nt.scale
+    assert (nt.scale == 1.0) == (2.0 ** -100 <= np.ptp(np.vstack([X, Y]).astype(np.float64), axis=0).max() <= 2.0 ** 100)
+    unit = nearest_two(W, Z)
+    assert unit.scale == 1.0
+    np.testing.assert_array_equal(nt.sq1, np.ldexp(unit.sq1, 2 * (power - scale_exp)))
+    np.testing.assert_array_equal(nt.sq2, np.ldexp(unit.sq2, 2 * (power - scale_exp)))
+    np.testing.assert_array_equal(nt.d2, np.ldexp(unit.d2, power))
+    np.testing.assert_allclose(unit.sq1, q[:, 0], rtol=1e-13, atol=0)
+    mf = memorization_fraction(X, Y, n_boot=0)
+    np.testing.assert_array_equal(mf.memorized, memorized_mask(q[:, 0], q[:, 1]))
+
+
+@pytest.mark.parametrize("magnitude", [1e154, 1e200, 1e300, 1e-160, 1e-300])
+def test_extreme_magnitudes_match_a_rescaled_brute_force(magnitude):
+    """The issue's cases: data around 1e154 (once "internal error, a sample has no second neighbour") and
+    1e-160 (squared distances subnormal): the neighbour indices are bit-identical to a float64 brute force on
+    the data divided by the reported power-of-two scale."""
     rng = np.random.default_rng(0)
-    Y = 1e200 * rng.standard_normal((5, 4))
-    with pytest.raises(ValueError, match="overflow float64.*rescale"), np.errstate(over="ignore"):  # (no-JIT runs)
-        nearest_two(Y[:2] * 1.5, Y)
-    # a constant feature at 1e306: its training sum overflows, the shift falls back to the range's midpoint
+    Y = magnitude * (1.0 + rng.standard_normal((40, 5)))
+    X = np.vstack([Y[:6] + 1e-4 * magnitude * rng.standard_normal((6, 5)), magnitude * rng.standard_normal((6, 5))])
+    nt = nearest_two(X, Y)
+    assert nt.scale != 1.0
+    idx, q = brute_two(X / nt.scale, Y / nt.scale)
+    np.testing.assert_array_equal(nt.index, idx)
+    np.testing.assert_allclose(nt.sq1, q[:, 0], rtol=1e-13, atol=0)
+    np.testing.assert_allclose(nt.d1, np.sqrt(q[:, 0]) * nt.scale, rtol=1e-13, atol=0)
+    assert np.all(np.isfinite(nt.d2)) and np.all(nt.index[:6, 0] == np.arange(6))
+    # one feature, opposite signs: every squared distance beyond float64 (the "no second neighbour" case)
+    nt1 = nearest_two([[1e154], [-1e154]], [[-1.1e154], [1.2e154], [0.0]])
+    assert nt1.index.tolist() == [[1, 2], [0, 2]]
+    assert nt1.d1.tolist() == [abs(1e154 - 1.2e154), abs(-1e154 + 1.1e154)]  # sqrt(fl(a^2)) = |a|
+
+
+def test_distances_beyond_float64_are_refused_and_offsets_are_not_rescaled():
+    with pytest.raises(ValueError, match="exceeds float64's range"):
+        nearest_two([[1.7e308, 1.7e308]], [[-1.7e308, -1.7e308], [1.7e308, -1.7e308]])
+    # a constant feature at 1e306 is an offset, not a spread: no rescaling; its training sum overflows and the
+    # shift falls back to the range's midpoint
+    rng = np.random.default_rng(0)
     Y = np.hstack([np.full((300, 1), 1e306), rng.standard_normal((300, 3))])
     X = Y[:5] + [0.0, 1e-3, 0.0, 0.0]
     for dtype in (None, "float32"):
         nt = nearest_two(X, Y, dtype=dtype)
-        assert nt.dtype == (dtype or "float64")  # centred, the data fit float32 (the feature becomes 0)
+        assert nt.dtype == (dtype or "float64") and nt.scale == 1.0  # centred, the data fit float32
         np.testing.assert_array_equal(nt.index[:, 0], np.arange(5))
+
+
+@pytest.mark.parametrize("values", [[-1.7e308, 1.7e308, 1e300], [1e-320, -5e-324, 3e-310]])
+def test_find_duplicates_at_extreme_magnitudes(values):
+    Y = np.random.default_rng(3).choice(values, size=(60, 6))
+    _, first = np.unique(Y, axis=0, return_index=True)
+    np.testing.assert_array_equal(find_duplicates(Y), np.setdiff1d(np.arange(60), first))
+
+
+def test_float32_gemm_is_limited_to_the_features_it_certifies():
+    """Beyond 2^20 features the float32 rounding bound is void: explicit float32 is refused, the automatic
+    choice uses float64 and stays exact."""
+    D = 2 ** 20 + 1
+    rng = np.random.default_rng(1)
+    Y = rng.standard_normal((2, D)).astype(np.float32)
+    X = (Y[1] + np.float32(1e-3)).reshape(1, -1)
+    with pytest.raises(ValueError, match="dtype='float32'.*D = 1048577"):
+        nearest_two(X, Y, dtype="float32")
+    nt = nearest_two(X, Y)
+    assert nt.dtype == "float64" and nt.index.tolist() == [[1, 0]]
+    assert nt.sq1[0] == pytest.approx(float(((X[0].astype(np.float64) - Y[1]) ** 2).sum()), rel=1e-12)
 
 
 @pytest.mark.parametrize("threads", [1, 2, 3])

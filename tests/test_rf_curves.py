@@ -2,6 +2,7 @@
 DSM identity, read-offs."""
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -174,3 +175,18 @@ def test_bad_input(kw, err, name):
     args.update(kw)
     with pytest.raises(err, match=name):
         rf_learning_curves(args.pop("model"), args.pop("tau"), **args)
+
+
+def test_gd_horizon_beyond_the_step_cap_is_a_clear_error():
+    """A time beyond MAX_STEPS steps must not wrap around int64 into a negative tau: a ValueError giving the cap."""
+    from memlab.numerics.rf_gd import MAX_STEPS
+
+    model = RFModel(psi_p=4, psi_n=2, t=0.1, d=5)
+    step = 0.01
+    for tau in (2.0 * MAX_STEPS * step, 1e300, 2.0 ** 63 * step):
+        with pytest.raises(ValueError, match="tau must be at most") as err:
+            rf_learning_curves(model, [1.0, tau], method="gd", delta_tau=step)
+        cap = float(re.search(r"tau <= ([0-9.e+]+)", str(err.value)).group(1))
+        assert cap == pytest.approx(MAX_STEPS * step, rel=1e-3)
+    ok = rf_learning_curves(model, [1.0, 10.0], method="gd", delta_tau=step)
+    assert np.all(ok.tau > 0) and np.all(np.diff(ok.tau) > 0)

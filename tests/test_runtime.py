@@ -145,8 +145,15 @@ def test_atomic_files_and_checkpoint_checks(tmp_path):
     ck = runtime.atomic_save({"fingerprint": {"a": 1}, "x": torch.arange(3)}, tmp_path / "sub" / "ck.pt")
     state = runtime.load_checkpoint(ck, {"a": 1}, "test")
     assert torch.equal(state["x"], torch.arange(3))
-    with pytest.raises(ValueError, match="different run"):
+    with pytest.raises(ValueError, match=r"different run \(a: saved 1, this run 2\); delete it to start afresh"):
         runtime.load_checkpoint(ck, {"a": 2}, "test")
+    big = {"cfg": {"steps": 10 ** 6, "times": list(np.linspace(0, 1, 26))}, "N": 20}
+    ck2 = runtime.atomic_save({"fingerprint": big}, tmp_path / "big.pt")
+    with pytest.raises(ValueError) as info:                     # names what differs, briefly, on one line
+        runtime.load_checkpoint(ck2, {"cfg": {**big["cfg"], "steps": 2}, "N": 20, "K": 3}, "test")
+    msg = str(info.value)
+    assert "cfg.steps: saved 1000000, this run 2" in msg and "K: only in this run" in msg
+    assert "times" not in msg and len(msg) < 300
     runtime.atomic_save({"no": "fingerprint"}, tmp_path / "foreign.pt")
     with pytest.raises(ValueError, match="not a memlab test checkpoint"):
         runtime.load_checkpoint(tmp_path / "foreign.pt", {"a": 1}, "test")

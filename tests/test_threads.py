@@ -136,6 +136,10 @@ def test_threads_for_runs_small_work_serially(clean_env):
 
 
 def test_numba_region_pins_blas_to_one_thread_and_restores():
+    # blas_threads loads scipy's BLAS (the one numba kernels call) before it lists the libraries: load it first
+    # here too, so "before" sees the same libraries whether or not an earlier test imported scipy
+    import scipy.linalg.cython_blas  # noqa: F401
+
     if not _blas_threads():
         pytest.skip("no BLAS library visible to threadpoolctl")  # numpy always links one; kept for exotic builds
     before_blas, before_numba = _blas_threads(), numba.get_num_threads()

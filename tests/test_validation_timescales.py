@@ -247,27 +247,14 @@ def test_rf_torch_long_run_memorizes_like_the_closed_form():
     assert np.all(np.abs(r.score_mc - exact_score) < 4 * r.score_mc_se)
 
 
-def _kill_after_saves(monkeypatch, k):
-    """Simulate a run killed right after its k-th checkpoint was written."""
-    orig, calls = runtime.atomic_save, {"n": 0}
-
-    def save_then_stop(obj, path):
-        orig(obj, path)
-        calls["n"] += 1
-        if calls["n"] == k:
-            raise KeyboardInterrupt("simulated kill")
-
-    monkeypatch.setattr(runtime, "atomic_save", save_then_stop)
-
-
-def test_rf_torch_adam_trains_and_checkpoint_resumes(tmp_path, monkeypatch):
+def test_rf_torch_adam_trains_and_checkpoint_resumes(tmp_path, monkeypatch, kill_after_saves):
     model = RFModel(psi_p=4, psi_n=1, t=0.1, d=10, seed=2)
     cfg = RFTrainConfig(tau=np.geomspace(0.1, 5, 6), optimizer="adam", lr=1e-2)
     ck = tmp_path / "rf.pt"
     full = train_rf(model, cfg, quiet=True)
     assert full.train_exact[-1] < full.train_exact[0] < 1.0
     with monkeypatch.context() as mp:
-        _kill_after_saves(mp, 3)
+        kill_after_saves(mp, 3)
         with pytest.raises(KeyboardInterrupt):
             train_rf(model, cfg, quiet=True, checkpoint=ck)
     again = train_rf(model, cfg, quiet=True, checkpoint=ck)
@@ -277,12 +264,12 @@ def test_rf_torch_adam_trains_and_checkpoint_resumes(tmp_path, monkeypatch):
 
 
 # ---------------------------------------------------------------------------------------- the DDPM ladder
-def test_ddpm_resume_is_bit_identical(tmp_path, monkeypatch):
+def test_ddpm_resume_is_bit_identical(tmp_path, monkeypatch, kill_after_saves):
     cfg = TINY.replace(steps=120)                 # checkpoints at steps 10, 16, 27, 44, 73, 120
     full = train_ddpm(12, cfg, quiet=True)
     ck = tmp_path / "ck.pt"
     with monkeypatch.context() as mp:
-        _kill_after_saves(mp, 4)                  # killed after the checkpoint of step 44
+        kill_after_saves(mp, 4)                  # killed after the checkpoint of step 44
         with pytest.raises(KeyboardInterrupt):
             train_ddpm(12, cfg, quiet=True, checkpoint=ck)
     again = train_ddpm(12, cfg, quiet=True, checkpoint=ck)

@@ -20,6 +20,8 @@ from typing import Callable
 
 import numpy as np
 
+from . import checks
+
 __all__ = ["Activation", "BUILTIN_ACTIVATIONS", "resolve_activation"]
 
 _PROBE = np.linspace(-3.0, 3.0, 7)
@@ -122,16 +124,18 @@ def resolve_activation(activation) -> Activation:
         raise TypeError(f"activation must be a name ({', '.join(BUILTIN_ACTIVATIONS)}) or a vectorised callable "
                         f"(got {type(activation).__name__})")
     try:
-        y = np.asarray(activation(_PROBE.copy()), dtype=np.float64)
+        raw = activation(_PROBE.copy())
     except Exception as exc:  # noqa: BLE001 -- any failure means "not usable on arrays"
         raise ValueError(f"activation callable must be vectorised: f(np.ndarray) -> np.ndarray of the same "
                          f"shape (calling it on linspace(-3, 3, 7) raised {type(exc).__name__}: {exc})") from None
+    y = checks.real_array("activation (the callable's values on linspace(-3, 3, 7))", raw, finite=False)
     if y.shape != _PROBE.shape:
         raise ValueError(f"activation callable must be vectorised: f(np.ndarray) -> np.ndarray of the same shape "
                          f"(got shape {y.shape} for an input of shape {_PROBE.shape})")
     if not np.all(np.isfinite(y)):
         raise ValueError("activation callable must return finite values (got non-finite values on linspace(-3, 3, 7))")
-    y_neg = np.asarray(activation(-_PROBE), dtype=np.float64)
+    y_neg = checks.real_array("activation (the callable's values on -linspace(-3, 3, 7))", activation(-_PROBE),
+                              finite=False)
     odd = bool(np.allclose(y_neg, -y, rtol=1e-14, atol=1e-15))
     name = getattr(activation, "__name__", type(activation).__name__)
     return Activation(str(name), activation, (), odd)

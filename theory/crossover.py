@@ -268,10 +268,7 @@ def _continuous_weight(weighting) -> tuple[str, Callable[[float], float]]:
                          "times='continuous' (an array of weights needs grid times)")
 
     def lam(t: float) -> float:
-        v = float(weighting(t))
-        if not math.isfinite(v) or v < 0:
-            raise ValueError(f"weighting callable must return finite values >= 0 (got {v!r} at t={t!r})")
-        return v
+        return checks.real(f"weighting (the callable's value at t={t:.6g})", weighting(t), low=0.0)
 
     return "callable", lam
 
@@ -292,7 +289,7 @@ def _grid_weight(weighting, times: np.ndarray) -> tuple[str, np.ndarray]:
         raise ValueError(f"weighting must be one of {WEIGHTINGS}, an array of weights or "
                          f"a callable (got {weighting!r})")
     if callable(weighting):
-        vals = np.asarray(weighting(times), dtype=np.float64)
+        vals = checks.real_array("weighting (the callable's values)", weighting(times), finite=False)
         try:
             vals = np.broadcast_to(vals, times.shape).copy()
         except ValueError:
@@ -343,7 +340,7 @@ def predict_mstar(N, *, C=2.0, weighting="paper", sigma2=1.0, times=None, d=None
     ValueError
         N, d or K not a positive integer; C or sigma2 not > 0; times not in (0, 1); weights
         negative, all zero, non-finite or of the wrong length; unknown weighting name;
-        "paper" off the paper grid; "paper", "noise" or an array with ``times="continuous"``;
+        "paper" off the paper grid; "paper", "noise" or an array with ``times="continuous"``; K without d;
         quad not converging (the message gives quad's diagnostics).
     TypeError
         Arguments of the wrong type (e.g. a string N).
@@ -384,6 +381,9 @@ def predict_mstar(N, *, C=2.0, weighting="paper", sigma2=1.0, times=None, d=None
     sigma2 = checks.positive_float("sigma2", sigma2)
     d = None if d is None else checks.positive_int("d", d)
     K = None if K is None else checks.positive_int("K", K)
+    if K is not None and d is None:
+        raise ValueError(f"K={K} needs d: the coupon-collector check of K, (1 + log d) K log K (Lemma C.4), uses the "
+                         "data dimension d; pass d as well, or leave K out")
 
     continuous = isinstance(times, str)
     if continuous and times != "continuous":
@@ -469,7 +469,8 @@ def gen_excess_value(d, sigma2, psi):
     >>> round(float(gen_excess_value(50, 1.0, grid.psi(grid.paper_grid()[16]))), 3)
     6.49
     """
-    return formulas.gen_excess(d, sigma2, np.asarray(psi, dtype=np.float64))
+    return formulas.gen_excess(checks.positive_float("d", d), checks.positive_float("sigma2", sigma2),
+                               checks.real_array("psi", psi))
 
 
 def pmem_excess_value(M, N, C, d, sigma2):
@@ -477,7 +478,8 @@ def pmem_excess_value(M, N, C, d, sigma2):
 
     The derivation's ``pmem_excess`` (``crossover_formulas.pmem_excess``); ``M`` may be an array.
     """
-    return formulas.pmem_excess(np.asarray(M, dtype=np.float64), N, C, d, sigma2)
+    return formulas.pmem_excess(checks.real_array("M", M), checks.positive_float("N", N), checks.positive_float("C", C),
+                                checks.positive_float("d", d), checks.positive_float("sigma2", sigma2))
 
 
 _SYMBOLIC = ("CrossoverDerivation", "derive_crossover", "mstar_ratio_continuous")

@@ -26,6 +26,7 @@ import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from . import checks
 from .activations import Activation, resolve_activation
@@ -38,6 +39,15 @@ _TRUNC = 12.0          # |z| beyond which the normal density (< 2e-32) is droppe
 _N_START = 96          # first rule of the adaptive doubling
 _N_MAX = 3072          # last rule; beyond it a MemlabValidityWarning reports quad_error
 _REL_TOL = 1e-13
+_RAISE_TOL = 1e-3      # an adaptive rule that ends above this relative error returns no constants (ValueError)
+#: moments whose convergence the rule checks: all but E[sigma u]/alpha, the a_t_integral diagnostic, which divides
+#: by alpha = e^{-t} sigma_x and loses every digit at large t for kinked activations without touching a constant
+_CONVERGED = np.array([0, 1, 2, 3, 5])
+_N_NODES_MAX = 20_000  # a fixed rule: the nested 2-D rule holds n^2 values (3.2 GB at 20,000)
+#: Range of the data scale sigma_x (here and in RFModel): outside it the Gaussian moments of a saturating
+#: activation are no longer resolved by any quadrature rule (sigma_x^2 = 1e16 against an activation that varies
+#: on the scale 1).
+SIGMA_X_MIN, SIGMA_X_MAX = 1e-8, 1e8
 
 
 @dataclass(frozen=True)
@@ -70,8 +80,8 @@ class GEPConstants:
     n_nodes : int
         Nodes per dimension of the rule that produced the values.
     quad_error : float
-        Largest change of any moment between this rule and the rule with half (adaptive) or twice
-        (fixed ``n_nodes``) the nodes.
+        Largest change of any moment that enters the constants between this rule and the rule with half
+        (adaptive) or twice (fixed ``n_nodes``) the nodes (the ``a_t_integral`` diagnostic is not included).
     activation_def : Activation
         The (uncentred) activation with its kinks and backend names.
     """
@@ -150,7 +160,8 @@ def _gauss_hermite(n: int):
     """Probabilists' Gauss-Hermite rule normalised to weight 1.
 
     Up to n = 512 with numpy only (so a quick prediction does not load scipy.special): Golub-Welsch nodes
-    (eigenvalues of the Jacobi matrix with off-diagonal sqrt(k)), one Newton step on p_n, and the weights
+    (eigenvalues of the Jacobi matrix with off-diagonal sqrt(k), on one BLAS thread), one Newton step on p_n,
+    and the weights
     w_i = 1/(n p_{n-1}(z_i)^2) from the scaled recurrence, accurate in relative terms also in the far tails
     (where the Hermite series of docs/theory/random_features.md §3 multiplies them by He_k(z_i)^2).  Agrees with
     scipy's rule to 1e-13 relative in every weight.  scipy's asymptotic rule beyond n = 512."""
@@ -160,7 +171,10 @@ def _gauss_hermite(n: int):
         z, w = special.roots_hermitenorm(n)
         return z, w / w.sum()
     k = np.sqrt(np.arange(1.0, n))
-    z = np.linalg.eigvalsh(np.diag(k, 1) + np.diag(k, -1))
+    # a small LAPACK call on one BLAS thread: OpenBLAS's threads would spin against other work on a busy machine
+    # for a call that takes about a millisecond (the thread policy's "small work runs serially")
+    with threadpool_limits(1, user_api="blas"):
+        z = np.linalg.eigvalsh(np.diag(k, 1) + np.diag(k, -1))
     z = 0.5 * (z - z[::-1])                          # the rule is symmetric
     _, ratio = _log_orthonormal_hermite(z, n)        # p_n' = sqrt(n) p_{n-1}: Newton step dz = p_n/p_n'
     z = z - 1.0 / (math.sqrt(n) * ratio)
@@ -231,11 +245,12 @@ def gep_constants(t, *, activation="tanh", sigma_x=1.0, center=False, n_nodes=No
     Parameters
     ----------
     t : float
-        Diffusion time, ``> 0`` (OU process, docs/theory/random_features.md §1).
+        Diffusion time in ``(0, 50]`` (OU process, docs/theory/random_features.md §1; beyond t = 18 every
+        constant equals its t = infinity value to float64).
     activation : str, Activation or callable, default "tanh"
         ``tanh``, ``erf``, ``relu``, ``gelu`` or a vectorised callable.
     sigma_x : float, default 1.0
-        Data scale, ``sigma_x^2 = Tr Sigma / d > 0``.
+        Data scale, ``sigma_x^2 = Tr Sigma / d``, in ``[1e-8, 1e8]``.
     center : bool, default False
         Use ``sigma(h) - mu0(t)``; required when ``mu0 != 0`` (relu, gelu; docs/theory/random_features.md §1).
     n_nodes : int, optional
@@ -249,15 +264,17 @@ def gep_constants(t, *, activation="tanh", sigma_x=1.0, center=False, n_nodes=No
     Raises
     ------
     ValueError
-        ``t`` or ``sigma_x`` not finite and > 0, ``n_nodes < 20``, unknown activation, or
+        ``t`` outside ``(0, 50]``, ``sigma_x`` outside ``[1e-8, 1e8]``, ``n_nodes`` outside ``[20, 20000]``,
+        unknown activation, or
         ``mu0 != 0`` without ``center=True``.
     TypeError
-        ``center`` not a bool.
+        ``center`` not a bool; a number of the wrong type.
 
     Warns
     -----
     MemlabValidityWarning
-        The adaptive rule did not reach its tolerance (``quad_error`` says how far it got).
+        The adaptive rule did not reach its tolerance (``quad_error`` says how far it got); beyond a relative
+        ``1e-3`` it raises a ``ValueError`` instead (no constants with fewer than three correct digits).
 
     Notes
     -----
@@ -276,14 +293,12 @@ def gep_constants(t, *, activation="tanh", sigma_x=1.0, center=False, n_nodes=No
     >>> round(c.mu1, 4), round(c.norm2, 4), round(c.mustar2, 4)
     (0.6057, 0.3943, 0.0274)
     """
-    t = checks.positive_float("t", t)
-    sigma_x = checks.positive_float("sigma_x", sigma_x)
-    if not isinstance(center, (bool, np.bool_)):
-        raise TypeError(f"center must be a bool (got {center!r} of type {type(center).__name__})")
-    center = bool(center)
+    t = checks.ou_time("t", t)
+    sigma_x = checks.real("sigma_x", sigma_x, low=SIGMA_X_MIN, high=SIGMA_X_MAX)
+    center = checks.boolean("center", center)
     act = resolve_activation(activation)
     if n_nodes is not None:
-        n_nodes = checks.positive_int("n_nodes", n_nodes, minimum=20)
+        n_nodes = checks.positive_int("n_nodes", n_nodes, minimum=20, maximum=_N_NODES_MAX)
 
     with np.errstate(over="ignore", under="ignore"):
         if n_nodes is None:
@@ -292,7 +307,7 @@ def gep_constants(t, *, activation="tanh", sigma_x=1.0, center=False, n_nodes=No
             while True:
                 n *= 2
                 cur = _moments(act, t, sigma_x, n)
-                err = float(np.max(np.abs(cur - prev)))
+                err = float(np.max(np.abs(cur - prev)[_CONVERGED]))
                 if err <= _REL_TOL * max(1.0, abs(cur[1])) or n >= _N_MAX:
                     break
                 prev = cur
@@ -300,10 +315,15 @@ def gep_constants(t, *, activation="tanh", sigma_x=1.0, center=False, n_nodes=No
         else:
             n = n_nodes
             mom = _moments(act, t, sigma_x, n)
-            err = float(np.max(np.abs(_moments(act, t, sigma_x, 2 * n) - mom)))
+            err = float(np.max(np.abs(_moments(act, t, sigma_x, 2 * n) - mom)[_CONVERGED]))
     if not np.all(np.isfinite(mom)):
         raise ValueError(f"activation={act.name!r} gives non-finite Gaussian moments at t={t}, sigma_x={sigma_x}: "
                          f"{mom.tolist()}; the activation must be square-integrable against a Gaussian")
+    if n_nodes is None and err > _RAISE_TOL * max(1.0, abs(mom[1])):
+        raise ValueError(f"gep_constants: no quadrature rule up to {n} nodes resolves activation={act.name!r} at "
+                         f"t={t}, sigma_x={sigma_x} (quad_error={err:.2e}: fewer than three correct digits); if the "
+                         f"activation has kinks, declare them with memlab.theory.activations.Activation(kinks=...), "
+                         f"otherwise bring sigma_x closer to the activation's scale")
     if n_nodes is None and err > _REL_TOL * max(1.0, abs(mom[1])):
         warnings.warn(f"gep_constants: quadrature for activation={act.name!r} at t={t}, sigma_x={sigma_x} reached "
                       f"only quad_error={err:.2e} with {n} nodes (target {_REL_TOL:.0e}); if the activation has "
@@ -350,13 +370,13 @@ def hermite_coefficients(t, *, activation="tanh", sigma_x=1.0, center=False, k_m
     the orthonormal recurrence ``h_{k+1} = (z h_k - sqrt(k) h_{k-1}) / sqrt(k+1)`` (no factorial
     overflow) on a rule with ``max(4 k_max, 400)`` nodes unless ``n_nodes`` is given.
     """
-    t = checks.positive_float("t", t)
-    sigma_x = checks.positive_float("sigma_x", sigma_x)
-    k_max = checks.positive_int("k_max", k_max, minimum=1)
-    if not isinstance(center, (bool, np.bool_)):
-        raise TypeError(f"center must be a bool (got {center!r} of type {type(center).__name__})")
+    t = checks.ou_time("t", t)
+    sigma_x = checks.real("sigma_x", sigma_x, low=SIGMA_X_MIN, high=SIGMA_X_MAX)
+    k_max = checks.positive_int("k_max", k_max, minimum=1, maximum=_N_NODES_MAX // 4)
+    center = checks.boolean("center", center)
     act = resolve_activation(activation)
-    n = checks.positive_int("n_nodes", n_nodes, minimum=20) if n_nodes is not None else max(4 * k_max, 400)
+    n = (checks.positive_int("n_nodes", n_nodes, minimum=20, maximum=_N_NODES_MAX) if n_nodes is not None
+         else max(4 * k_max, 400))
     gamma = math.sqrt(ou_gamma2(t, sigma_x))
     z, w = gaussian_rule(act, np.zeros(1), gamma, n)
     z, w = z[0], w[0]
@@ -388,8 +408,9 @@ def v_s_from_hermite(chat, rho2) -> tuple[float, float]:
     ``v_t^2 = sum_{k>=2} chat_k^2 rho^{2k}`` and ``s_t^2 = sum_{k>=2} chat_k^2 (1 - rho^{2k})`` with
     ``rho^2 = e^{-2t} sigma_x^2 / Gamma_t^2`` and ``chat_k = c_k / sqrt(k!)``.
     """
-    chat = np.asarray(chat, dtype=np.float64)
+    chat = checks.real_array("chat", chat, ndim=1)
+    rho2 = checks.real("rho2", rho2, low=0.0, high=1.0)
     k = np.arange(chat.size)
-    pw = np.asarray(rho2, dtype=np.float64) ** k
+    pw = rho2 ** k
     c2 = chat[2:] ** 2
     return float(c2 @ pw[2:]), float(c2 @ (1.0 - pw[2:]))

@@ -44,26 +44,37 @@ def paper_grid() -> np.ndarray:
     return np.linspace(T_MIN, T_MAX, GRID_L + 1)[::-1].copy()
 
 
+def _times(t, *, zero_ok: bool) -> np.ndarray:
+    """``t`` as a float64 array of times in [0, 1] (``(0, 1]`` unless ``zero_ok``), errors naming ``t``."""
+    arr = checks.real_array("t", t, finite=False)
+    bad = ~((arr >= 0.0) if zero_ok else (arr > 0.0)) | ~(arr <= 1.0)
+    if np.any(bad):
+        raise ValueError(f"t must lie in {'[0' if zero_ok else '(0'}, 1] (got {arr[bad].reshape(-1)[0]!r})")
+    return arr
+
+
 def alpha(t):
-    """Signal scale ``alpha_t = sqrt(1 - t^2)`` (arXiv:2508.17689v1, Eq. 2)."""
-    t = np.asarray(t, dtype=np.float64)
+    """Signal scale ``alpha_t = sqrt(1 - t^2)`` (arXiv:2508.17689v1, Eq. 2), ``t`` in [0, 1]."""
+    t = _times(t, zero_ok=True)
     return np.sqrt(1.0 - t * t)
 
 
 def sigma(t):
-    """Noise scale ``sigma_t = t`` (arXiv:2508.17689v1, Eq. 2)."""
-    return np.asarray(t, dtype=np.float64) * 1.0
+    """Noise scale ``sigma_t = t`` (arXiv:2508.17689v1, Eq. 2), ``t`` in [0, 1]."""
+    return _times(t, zero_ok=True) * 1.0
 
 
 def psi(t):
-    """SNR ``psi_t = (1 - t^2) / t^2`` (arXiv:2508.17689v1, Sec. 2)."""
-    t = np.asarray(t, dtype=np.float64)
+    """SNR ``psi_t = (1 - t^2) / t^2`` (arXiv:2508.17689v1, Sec. 2), ``t`` in (0, 1]."""
+    t = _times(t, zero_ok=False)
     return (1.0 - t * t) / (t * t)
 
 
 def varsigma(psi_value):
-    """Inverse SNR map ``t = (1 + psi)^(-1/2)``."""
-    p = np.asarray(psi_value, dtype=np.float64)
+    """Inverse SNR map ``t = (1 + psi)^(-1/2)``, ``psi >= 0`` (``inf`` gives 0)."""
+    p = checks.real_array("psi_value", psi_value, finite=False)
+    if np.any(~(p >= 0.0)):
+        raise ValueError(f"psi_value must be >= 0 (got {p[~(p >= 0.0)].reshape(-1)[0]!r})")
     return 1.0 / np.sqrt(1.0 + p)
 
 

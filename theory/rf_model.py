@@ -15,19 +15,23 @@ import numpy as np
 
 from . import checks
 from .activations import Activation, resolve_activation
-from .gep import GEPConstants, gep_constants
+from .gep import SIGMA_X_MAX, SIGMA_X_MIN, GEPConstants, gep_constants
 
-__all__ = ["RFModel", "DEFAULT_D"]
+__all__ = ["RFModel", "DEFAULT_D", "MAX_RATIO"]
 
 #: The one default dimension of the finite-size models: the paper's d = 100 (MT Fig. 5, SM D).
 DEFAULT_D = 100
+#: Largest ratio psi_p, psi_n: p = psi_p d and n = psi_n d must stay exact integers (2**53) at d = 1.
+MAX_RATIO = float(checks.MAX_INT)
 
 
 def _atoms(covariance):
     if not isinstance(covariance, (tuple, list)) or len(covariance) != 2:
         raise TypeError("covariance must be a pair (thetas, omegas) of eigenvalue atoms of Sigma and their weights")
-    th = checks.finite_array("covariance thetas", covariance[0]).reshape(-1)
-    om = checks.finite_array("covariance omegas", covariance[1]).reshape(-1)
+    th = np.atleast_1d(checks.finite_array("covariance thetas", covariance[0]))
+    om = np.atleast_1d(checks.finite_array("covariance omegas", covariance[1]))
+    if th.ndim != 1 or om.ndim != 1:
+        raise ValueError(f"covariance thetas and omegas must be 1-D sequences (got shapes {th.shape} and {om.shape})")
     if th.size == 0 or th.size != om.size:
         raise ValueError(f"covariance thetas and omegas must be non-empty and of equal length "
                          f"(got {th.size} and {om.size})")
@@ -46,9 +50,9 @@ class RFModel:
     Parameters
     ----------
     psi_p, psi_n : float
-        ``p/d`` (features per dimension) and ``n/d`` (training points per dimension), both > 0.
+        ``p/d`` (features per dimension) and ``n/d`` (training points per dimension), both > 0 (at most 2**53).
     t : float
-        Diffusion time of the OU process (> 0); ``Delta_t = 1 - e^{-2t}``.
+        Diffusion time of the OU process, in ``(0, 50]``; ``Delta_t = 1 - e^{-2t}``.
     d : int, default 100
         Data dimension of the finite-size models (the paper's value).  The high-dimensional routes
         (spectrum, timescales, ``method="asymptotic"``) use only the ratios.
@@ -56,7 +60,8 @@ class RFModel:
         ``"tanh"`` (the paper's), ``"erf"``, ``"relu"``/``"gelu"`` (need ``center=True``) or a vectorised
         callable; stored as an :class:`~memlab.theory.activations.Activation`.
     sigma_x : float, optional
-        Data scale, ``Sigma = sigma_x^2 I``; default 1, or ``sqrt(sum omega theta)`` with ``covariance``.
+        Data scale, ``Sigma = sigma_x^2 I``, in ``[1e-8, 1e8]``; default 1, or ``sqrt(sum omega theta)`` with
+        ``covariance``.
     center : bool, default False
         Use ``sigma(h) - mu0(t)`` in every layer (required when ``mu0 != 0``).
     seed : int, default 0
@@ -92,19 +97,18 @@ class RFModel:
 
     def __post_init__(self):
         put = object.__setattr__
-        put(self, "psi_p", checks.positive_float("psi_p", self.psi_p))
-        put(self, "psi_n", checks.positive_float("psi_n", self.psi_n))
-        put(self, "t", checks.positive_float("t", self.t))
+        put(self, "psi_p", checks.positive_float("psi_p", self.psi_p, maximum=MAX_RATIO))
+        put(self, "psi_n", checks.positive_float("psi_n", self.psi_n, maximum=MAX_RATIO))
+        put(self, "t", checks.ou_time("t", self.t))
         put(self, "d", checks.positive_int("d", self.d))
-        put(self, "seed", checks.positive_int("seed", self.seed, minimum=0))
-        if not isinstance(self.center, (bool, np.bool_)):
-            raise TypeError(f"center must be a bool (got {self.center!r} of type {type(self.center).__name__})")
-        put(self, "center", bool(self.center))
+        put(self, "seed", checks.seed("seed", self.seed))
+        put(self, "center", checks.boolean("center", self.center))
         put(self, "activation", resolve_activation(self.activation))
-        sx = None if self.sigma_x is None else checks.positive_float("sigma_x", self.sigma_x)
+        sx = None if self.sigma_x is None else checks.real("sigma_x", self.sigma_x, low=SIGMA_X_MIN, high=SIGMA_X_MAX)
         if self.covariance is not None:
             th, om = _atoms(self.covariance)
-            s_cov = math.sqrt(sum(a * b for a, b in zip(th, om)))
+            s_cov = checks.real("covariance (its data scale sqrt(sum(omega*theta)))",
+                                math.sqrt(sum(a * b for a, b in zip(th, om))), low=SIGMA_X_MIN, high=SIGMA_X_MAX)
             if sx is not None and not math.isclose(sx, s_cov, rel_tol=1e-12):
                 raise ValueError(f"sigma_x={sx:g} contradicts covariance (sigma_x^2 = sum(omega*theta) = "
                                  f"{s_cov ** 2:.6g}); give only one of them")

@@ -383,7 +383,7 @@ def generate_solver_source() -> str:
 
     der = derive_rf()
     header = _HEADER.format(func="generate_solver_source", what="kernels", path="numerics/_rf_generated.py")
-    lines = [header, "from numba import njit", ""]
+    lines = [header, "from ._jit import njit", ""]
     for name, args, exprs in _solver_exprs(der.symbols, der.atom_term, der.E3_cleared, der.E3):
         repl, reduced = sp.cse(exprs, symbols=sp.numbered_symbols("x"), optimizations="basic")
         lines += ["", "@njit(cache=True, error_model=\"numpy\")", f"def {name}({', '.join(str(a) for a in args)}):"]

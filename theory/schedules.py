@@ -22,10 +22,11 @@ home of ``Delta_t``, ``Gamma_t^2`` and ``Sigma_t`` for every layer: :func:`ou_de
 from __future__ import annotations
 
 import math
+import numbers
 
 import numpy as np
 
-from . import grid
+from . import checks, grid
 
 __all__ = ["SCHEDULES", "schedule_alpha_sigma", "default_sampling_times", "check_schedule", "ou_delta",
            "ou_gamma2", "ou_sigma_t"]
@@ -33,12 +34,11 @@ __all__ = ["SCHEDULES", "schedule_alpha_sigma", "default_sampling_times", "check
 SCHEDULES = ("gmm", "ou", "edm", "vp")
 VP_BETA_MIN, VP_BETA_MAX = 0.1, 20.0
 EDM_SIGMA_MIN, EDM_SIGMA_MAX, EDM_RHO = 0.002, 80.0, 7.0
+_MAX_STEPS = 10 ** 7  # denoiser calls of one DDIM run: beyond it the time grid alone is 80 MB and the run takes days
 
 
 def check_schedule(schedule) -> str:
-    if not isinstance(schedule, str) or schedule not in SCHEDULES:
-        raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)} (got {schedule!r})")
-    return schedule
+    return checks.choice("schedule", schedule, SCHEDULES)
 
 
 def _time_range(schedule):
@@ -53,7 +53,7 @@ def schedule_alpha_sigma(schedule: str, t, *, name: str = "t"):
     (gmm: [0, 1); ou, edm: [0, inf); vp: [0, 1]) or is not finite.
     """
     schedule = check_schedule(schedule)
-    t = np.asarray(t, dtype=np.float64)
+    t = checks.real_array(name, t, finite=False)
     lo, hi, closed = _time_range(schedule)
     bad = ~np.isfinite(t) | (t < lo) | ((t > hi) if closed else (t >= hi))
     if np.any(bad):
@@ -82,9 +82,7 @@ def default_sampling_times(schedule: str, n_steps: int | None = None) -> np.ndar
     schedule = check_schedule(schedule)
     if n_steps is None:
         n_steps = {"gmm": 25, "ou": 50, "edm": 18, "vp": 50}[schedule]
-    if isinstance(n_steps, bool) or not isinstance(n_steps, (int, np.integer)) or n_steps < 1:
-        raise ValueError(f"n_steps must be an integer >= 1 (got {n_steps!r})")
-    n = int(n_steps)
+    n = checks.positive_int("n_steps", n_steps, maximum=_MAX_STEPS)
     if schedule == "gmm":
         return np.linspace(grid.T_MIN, grid.T_MAX, n + 1)[::-1].copy()
     if schedule == "ou":
@@ -96,25 +94,40 @@ def default_sampling_times(schedule: str, n_steps: int | None = None) -> np.ndar
     return (a + i * (b - a)) ** EDM_RHO
 
 
+def _ou_times(t) -> np.ndarray:
+    arr = checks.real_array("t", t)
+    if np.any(arr < 0):
+        raise ValueError(f"t must be >= 0 (got {arr[arr < 0].reshape(-1)[0]!r})")
+    return arr
+
+
 def ou_delta(t):
     """``Delta_t = 1 - e^{-2t}``: the noise variance of the OU process at time ``t`` (arXiv:2505.17638 MT eq 2).
 
     Computed as ``-expm1(-2t)`` (no cancellation at small ``t``); scalar in, float out; arrays in, arrays out.
     """
-    if np.ndim(t) == 0:
-        return -math.expm1(-2.0 * float(t))
-    return -np.expm1(-2.0 * np.asarray(t, dtype=np.float64))
+    if isinstance(t, numbers.Real) or (isinstance(t, np.ndarray) and t.ndim == 0):
+        return -math.expm1(-2.0 * checks.real("t", t, low=0.0))
+    return -np.expm1(-2.0 * _ou_times(t))
 
 
 def ou_gamma2(t, sigma_x):
     """``Gamma_t^2 = e^{-2t} sigma_x^2 + Delta_t``: the variance per coordinate of ``x_t`` for data of variance
     ``sigma_x^2`` (arXiv:2505.17638 SM eq 41; the main text's "Gamma_t" is this square, docs/theory/random_features.md §8)."""
-    if np.ndim(t) == 0 and np.ndim(sigma_x) == 0:
-        return math.exp(-2.0 * float(t)) * float(sigma_x) ** 2 + ou_delta(t)
-    return np.exp(-2.0 * np.asarray(t, dtype=np.float64)) * np.asarray(sigma_x, dtype=np.float64) ** 2 + ou_delta(t)
+    if isinstance(t, numbers.Real) and isinstance(sigma_x, numbers.Real):
+        sx = checks.real("sigma_x", sigma_x, low=0.0, high=1e150)
+        return math.exp(-2.0 * checks.real("t", t, low=0.0)) * sx ** 2 + ou_delta(t)
+    sx = checks.real_array("sigma_x", sigma_x)
+    if np.any(sx < 0) or np.any(sx > 1e150):
+        raise ValueError(f"sigma_x must lie in [0, 1e150] (got {checks.show(sigma_x)})")
+    return np.exp(-2.0 * _ou_times(t)) * sx ** 2 + ou_delta(t)
 
 
 def ou_sigma_t(t, cov_eigs):
     """Eigenvalues of ``Sigma_t = e^{-2t} Sigma + Delta_t I``, the covariance of ``x_t`` for data of covariance
     ``Sigma`` with eigenvalues ``cov_eigs`` (arXiv:2505.17638 MT §3; docs/theory/random_features.md §1)."""
-    return math.exp(-2.0 * float(t)) * np.asarray(cov_eigs, dtype=np.float64) + ou_delta(float(t))
+    t = checks.real("t", t, low=0.0)
+    eigs = checks.real_array("cov_eigs", cov_eigs)
+    if np.any(eigs < 0):
+        raise ValueError(f"cov_eigs must be >= 0: eigenvalues of a covariance (got {eigs[eigs < 0].reshape(-1)[0]!r})")
+    return math.exp(-2.0 * t) * eigs + ou_delta(t)

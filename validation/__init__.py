@@ -6,7 +6,8 @@ Install with ``pip install -e ".[torch]"`` (CPU: ``pip install torch==2.13.0``).
 
 Every trainer has the shape ``train_x(data, config, *, device=None, checkpoint=None, quiet=False, ...)``:
 
-* :mod:`memlab.validation.runtime`: the trainer runtime (atomic checkpoints and JSON, checkpoint loading,
+* :mod:`memlab.validation.runtime`: the trainer runtime (atomic checkpoints, JSON and CSV, one run per output
+  folder (``run_lock``), pool workers that exit with their parent, checkpoint loading,
   device, dtype, thread settings, progress bar, executors with an in-process fallback);
 * :mod:`memlab.validation.gmm_torch`: the PyTorch GMM-denoiser trainer, ``train_gmm(train, GMMTrainConfig(M,
   protocol))``, the named protocols ``PROTOCOLS`` ("paper", "cpu-quick") and ``estimate_sweep_seconds``;

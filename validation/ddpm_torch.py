@@ -12,7 +12,7 @@ run's seed.  DDPM epsilon-prediction, ``T = 1000``, linear beta from 1e-4 to 2e-
 lr 1e-3 optional).
 
 :func:`train_ddpm` trains one model and evaluates it at log-spaced checkpoint steps: memorization fraction
-of generated samples (1/3 rule with bootstrap CI, :func:`memlab.numerics.memorization.memorization_fraction`),
+of generated samples (1/3 rule with its exact Clopper-Pearson CI, :func:`memlab.numerics.memorization.memorization_fraction`),
 score error against the exact score at a fixed diffusion step on fresh ``P_t`` points, and a sample-quality
 proxy (:func:`kl_proxy`: cross-entropy under the exact ``P_0`` minus a Kozachenko-Leonenko entropy estimate,
 an estimate of ``KL(P_theta || P_0)``).  The run checkpoints atomically after every evaluation and resumes
@@ -327,7 +327,7 @@ class DDPMRun:
     steps : ndarray of int
         Checkpoint steps (the training time ``tau`` in optimiser updates).
     fraction, ci_low, ci_high : ndarray
-        Memorization fraction of ``n_gen`` generated samples (1/3 rule) and its 95% bootstrap CI.
+        Memorization fraction of ``n_gen`` generated samples (1/3 rule) and its exact 95% (Clopper-Pearson) CI.
     score_error : ndarray
         ``mean ||s_theta - s||^2 / d`` at diffusion step ``score_step`` on fresh ``P_t`` points.
     quality : ndarray

@@ -16,8 +16,10 @@ docs/theory/capacity_crossover.md §5-§7 and docs/theory/validation.md §2.  Th
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
+import io
 import json
 import time
 from concurrent.futures import Executor, ProcessPoolExecutor
@@ -218,7 +220,9 @@ def sweep_capacity(N: int, d: int, K: int, *, protocol="paper", seed: int = 0, e
         Where the models run; default a local process pool over all cores (closed at the end).  Pass
         ``distributed.Client(address).get_executor()`` (or use ``memlab validate gmm --scheduler``) for Dask.
     out : path, optional
-        Directory for ``models/M*.json`` (resume), checkpoints, ``sweep.json`` and ``sweep.csv``.
+        Directory for ``models/M*.json`` (resume), checkpoints, ``sweep.json`` and ``sweep.csv`` (all written
+        atomically).  Held for the run (:func:`memlab.validation.runtime.run_lock`): a second run on the same
+        folder raises ``OutputFolderBusy`` naming the owner's pid, before any training.
     device : None, "auto", "cpu", "cuda", "cuda:N"
         Default CUDA when available, else CPU.
     dtype : {"float32", "float64"}
@@ -257,81 +261,84 @@ def sweep_capacity(N: int, d: int, K: int, *, protocol="paper", seed: int = 0, e
     runtime.torch_dtype(dtype)
     mstar = predict_mstar(N, C=C, weighting=weighting)
     odir = Path(out) if out is not None else None
-    if odir is not None:
-        (odir / "models").mkdir(parents=True, exist_ok=True)
-        (odir / "checkpoints").mkdir(parents=True, exist_ok=True)
-    settings = _settings_of(proto, device=dev, dtype=dtype, n_samples=n_samples, seed=seed, C=C, weighting=weighting)
-    own = executor is None
-    pool_size = thread_budget().n
-    ex = runtime.executor_for(None, max_workers=pool_size) if own else executor
-    done: dict[int, dict] = {}
+    with runtime.run_lock(odir) if odir is not None else contextlib.nullcontext():   # one run per folder
+        if odir is not None:
+            (odir / "models").mkdir(parents=True, exist_ok=True)
+            (odir / "checkpoints").mkdir(parents=True, exist_ok=True)
+        settings = _settings_of(proto, device=dev, dtype=dtype, n_samples=n_samples, seed=seed, C=C,
+                                weighting=weighting)
+        own = executor is None
+        pool_size = thread_budget().n
+        ex = runtime.executor_for(None, max_workers=pool_size) if own else executor
+        done: dict[int, dict] = {}
 
-    def finished_earlier(M):
-        path = odir / "models" / f"M{M:05d}.json" if odir is not None else None
-        if path is None or not path.exists():
-            return None
-        rec = json.loads(path.read_text())
-        return rec["result"] if rec.get("settings") == settings else None
+        def finished_earlier(M):
+            path = odir / "models" / f"M{M:05d}.json" if odir is not None else None
+            if path is None or not path.exists():
+                return None
+            rec = json.loads(path.read_text())
+            return rec["result"] if rec.get("settings") == settings else None
 
-    def run(ms, phase):
-        tasks = []
-        for M in ms:
-            if M in done:
-                continue
-            earlier = finished_earlier(M)
-            if earlier is not None:
-                done[M] = earlier
-                log(f"  M = {M}: done earlier (fraction {earlier['fraction']:.2f}), skipped")
-                continue
-            tasks.append(dict(N=N, d=d, K=K, M=M, data_seed=seed, seed=seed + M, sample_seed=seed, protocol=proto,
-                              device=dev, dtype=dtype, n_samples=n_samples, checkpoint_every=checkpoint_every,
-                              phase=phase, threads=threads,
-                              checkpoint=str(odir / "checkpoints" / f"M{M:05d}.pt") if odir is not None else None,
-                              metrics=str(odir / "checkpoints" / f"M{M:05d}.jsonl") if odir is not None else None))
-        for task, r in zip(tasks, runtime.map_tasks(_model_task, tasks, run_on)):
-            M = task["M"]
-            done[M] = r
-            if odir is not None:
-                runtime.write_json_atomic(odir / "models" / f"M{M:05d}.json", {"settings": settings, "result": r})
-            log(f"  M = {M:4d} ({phase}): fraction {r['fraction']:.2f}, sigma2 {r['sigma2']:.3g}, "
-                f"{r['wall_s']:.0f} s")
+        def run(ms, phase):
+            tasks = []
+            for M in ms:
+                if M in done:
+                    continue
+                earlier = finished_earlier(M)
+                if earlier is not None:
+                    done[M] = earlier
+                    log(f"  M = {M}: done earlier (fraction {earlier['fraction']:.2f}), skipped")
+                    continue
+                tasks.append(dict(N=N, d=d, K=K, M=M, data_seed=seed, seed=seed + M, sample_seed=seed, protocol=proto,
+                                  device=dev, dtype=dtype, n_samples=n_samples, checkpoint_every=checkpoint_every,
+                                  phase=phase, threads=threads,
+                                  checkpoint=str(odir / "checkpoints" / f"M{M:05d}.pt") if odir is not None else None,
+                                  metrics=str(odir / "checkpoints" / f"M{M:05d}.jsonl") if odir is not None else None))
+            for task, r in zip(tasks, runtime.map_tasks(_model_task, tasks, run_on)):
+                M = task["M"]
+                done[M] = r
+                if odir is not None:
+                    runtime.write_json_atomic(odir / "models" / f"M{M:05d}.json", {"settings": settings, "result": r})
+                log(f"  M = {M:4d} ({phase}): fraction {r['fraction']:.2f}, sigma2 {r['sigma2']:.3g}, "
+                    f"{r['wall_s']:.0f} s")
 
-    run_on = runtime.usable_executor(ex)         # None: in this process (a pool that cannot start, with a warning)
-    local_pool = isinstance(run_on, ProcessPoolExecutor)
-    cuda = dev.startswith("cuda")
-    if workers is None or run_on is None:
-        workers = pool_size if own and local_pool else 1
-    workers = 1 if cuda else checks.positive_int("workers", workers)
-    if threads is None and not cuda and local_pool:
-        threads = max(1, pool_size // workers)   # local pool workers share the cores (no oversubscription)
-    try:
-        coarse = coarse_ms(N)
-        todo = [M for M in coarse if finished_earlier(M) is None]
-        share = threads if threads is not None or cuda else max(1, pool_size // workers)
-        est = estimate_sweep_seconds(N, d, proto, device=dev, dtype=dtype, workers=workers, threads=share,
-                                     n_models=len(todo) + REFINED_MODELS)
-        settings_line = (f"protocol {proto.name}: {proto.steps} steps x {proto.n_noise} noise draws, peak lr "
-                         f"{proto.peak_lr:g}, {len(proto.times())} grid times")
-        log(f"N = {N}, d = {d}, K = {K}; {settings_line}")
-        log(f"estimated training time on {dev}: {est['models']} models ({len(todo)} coarse + about {REFINED_MODELS} "
-            f"refined) x {runtime.format_seconds(est['seconds_per_model'])} ({est['steps_per_s']:.3g} steps/s at "
-            f"M = {est['M']}) / {workers} worker(s) = about {runtime.format_seconds(est['total_seconds'])}")
-        run(coarse, "coarse")
-        tb = transition_bounds(coarse, [done[m]["fraction"] for m in coarse])
-        if tb.found:
-            run(refine_ms(tb.start, tb.end), "refine")
-    finally:
-        if own:
-            ex.shutdown()
-    Ms = np.array(sorted(done))
-    results = [done[int(m)] for m in Ms]
-    mp_ = m_pt(Ms, [r["fraction"] for r in results])
-    sweep = CapacitySweep(N=N, d=d, K=K, M=Ms, results=results, start=tb.start, end=tb.end, m_pt=mp_,
-                          ratio_pt=None if mp_ is None else mp_ / N, mstar=mstar, flags=list(tb.flags),
-                          settings=settings)
-    if odir is not None:
-        save_sweep(sweep, odir)
-    return sweep
+        run_on = runtime.usable_executor(ex)         # None: in this process (a pool that cannot start, with a warning)
+        local_pool = isinstance(run_on, ProcessPoolExecutor)
+        cuda = dev.startswith("cuda")
+        if workers is None or run_on is None:
+            workers = pool_size if own and local_pool else 1
+        workers = 1 if cuda else checks.positive_int("workers", workers)
+        if threads is None and not cuda and local_pool:
+            threads = max(1, pool_size // workers)   # local pool workers share the cores (no oversubscription)
+        try:
+            coarse = coarse_ms(N)
+            todo = [M for M in coarse if finished_earlier(M) is None]
+            share = threads if threads is not None or cuda else max(1, pool_size // workers)
+            est = estimate_sweep_seconds(N, d, proto, device=dev, dtype=dtype, workers=workers, threads=share,
+                                         n_models=len(todo) + REFINED_MODELS)
+            settings_line = (f"protocol {proto.name}: {proto.steps} steps x {proto.n_noise} noise draws, peak lr "
+                             f"{proto.peak_lr:g}, {len(proto.times())} grid times")
+            log(f"N = {N}, d = {d}, K = {K}; {settings_line}")
+            log(f"estimated training time on {dev}: {est['models']} models ({len(todo)} coarse + about "
+                f"{REFINED_MODELS} "
+                f"refined) x {runtime.format_seconds(est['seconds_per_model'])} ({est['steps_per_s']:.3g} steps/s at "
+                f"M = {est['M']}) / {workers} worker(s) = about {runtime.format_seconds(est['total_seconds'])}")
+            run(coarse, "coarse")
+            tb = transition_bounds(coarse, [done[m]["fraction"] for m in coarse])
+            if tb.found:
+                run(refine_ms(tb.start, tb.end), "refine")
+        finally:
+            if own:
+                ex.shutdown()
+        Ms = np.array(sorted(done))
+        results = [done[int(m)] for m in Ms]
+        mp_ = m_pt(Ms, [r["fraction"] for r in results])
+        sweep = CapacitySweep(N=N, d=d, K=K, M=Ms, results=results, start=tb.start, end=tb.end, m_pt=mp_,
+                              ratio_pt=None if mp_ is None else mp_ / N, mstar=mstar, flags=list(tb.flags),
+                              settings=settings)
+        if odir is not None:
+            save_sweep(sweep, odir)
+        return sweep
 
 
 def save_sweep(sweep: CapacitySweep, out) -> list[Path]:
@@ -344,15 +351,15 @@ def save_sweep(sweep: CapacitySweep, out) -> list[Path]:
                "weighting": sweep.mstar.weighting, "C": sweep.mstar.C, "prediction_note": sweep.prediction_note,
                "flags": sweep.flags, "settings": sweep.settings, "results": sweep.results}
     p_json = runtime.write_json_atomic(odir / "sweep.json", summary)
-    p_csv = odir / "sweep.csv"
     cols = ["M", "fraction", "ci_low", "ci_high", "sigma2", "train_loss", "test_loss", "dist_train", "dist_true",
             "phase", "steps", "wall_s"]
-    with open(p_csv, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["N", "d", "K", "protocol", "M_over_N"] + cols)
-        for r in sweep.results:
-            w.writerow([sweep.N, sweep.d, sweep.K, sweep.settings.get("protocol"), r["M"] / sweep.N]
-                       + [r.get(c) for c in cols])
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["N", "d", "K", "protocol", "M_over_N"] + cols)
+    for r in sweep.results:
+        w.writerow([sweep.N, sweep.d, sweep.K, sweep.settings.get("protocol"), r["M"] / sweep.N]
+                   + [r.get(c) for c in cols])
+    p_csv = runtime.write_text_atomic(odir / "sweep.csv", buf.getvalue())
     return [p_json, p_csv]
 
 
@@ -363,10 +370,19 @@ def sweep_grid(Ns=DEFAULT_GRID["N"], ds=DEFAULT_GRID["d"], Ks=DEFAULT_GRID["K"],
     the same executor (default one local process pool); results under ``out/N{N}_d{d}_K{K}``.  ``kwargs`` go to
     :func:`sweep_capacity` (including protocol overrides)."""
     runtime.guard_worker_start()
+    for key in ("threads", "workers"):            # checked before the pool starts and anything is logged
+        if kwargs.get(key) is not None:
+            checks.positive_int(key, kwargs[key])
     own = executor is None
     pool_size = thread_budget().n
     if own and kwargs.get("workers") is None:
         kwargs["workers"] = pool_size
+    lock = runtime.run_lock(out) if out is not None else contextlib.nullcontext()
+    with lock:                                   # the grid's folder first, then each configuration's
+        return _sweep_grid_in(Ns, ds, Ks, protocol, out, executor, own, pool_size, log, kwargs)
+
+
+def _sweep_grid_in(Ns, ds, Ks, protocol, out, executor, own, pool_size, log, kwargs) -> list:
     ex = runtime.executor_for(None, max_workers=pool_size) if own else executor
     sweeps = []
     try:

@@ -18,7 +18,6 @@ nearest entries from difference vectors), never ``(x - alpha xbar)/sigma``.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import time
 from dataclasses import dataclass, field
@@ -382,19 +381,14 @@ def train_gmm(train, config: GMMTrainConfig, *, device=None, checkpoint=None, ch
         init_index = state["init_index"]
         losses, logged = list(state["losses"]), list(state["logged"])
         start = int(state["step"])
-    if metrics is not None:
-        mp = Path(metrics)
-        mp.parent.mkdir(parents=True, exist_ok=True)
-        keep = []
-        if start and mp.exists():
-            keep = [ln for ln in mp.read_text().splitlines() if ln.strip() and json.loads(ln)["step"] < start]
-        mp.write_text("".join(ln + "\n" for ln in keep))
+    # the log up to the resumed step, rewritten atomically (a line cut short by a kill is dropped)
+    mfile = (runtime.JsonLines(metrics, keep=lambda rec: isinstance(rec.get("step"), int) and rec["step"] < start)
+             if metrics is not None else None)
     resumed_from = start
     flush = torch.set_flush_denormal(True) if dev.type == "cpu" else False  # subnormals: slow, no effect on results
     bar = runtime.progress(proto.steps, start, quiet, "train gmm")
     t0 = time.perf_counter()
     params = list(model.parameters())
-    mfile = open(metrics, "a") if metrics is not None else None
     try:
         for s in range(start, proto.steps):
             lr = lr_at(s, proto)
@@ -424,8 +418,7 @@ def train_gmm(train, config: GMMTrainConfig, *, device=None, checkpoint=None, ch
                 logged.append(s)
                 if mfile is not None:
                     row = {"step": s, "loss": lv, "lr": lr, "sigma2": float(model.sigma2.detach())}
-                    mfile.write(json.dumps(row) + "\n")
-                    mfile.flush()
+                    mfile.write(row)                   # one whole line per record
             if bar is not None:
                 bar.update(1)
             done = s + 1

@@ -171,8 +171,8 @@ def _torch_activation(model: RFModel):
     return functools.reduce(getattr, act.torch_op.split("."), torch)
 
 
-def train_rf(model: RFModel, config: RFTrainConfig, *, device=None, checkpoint=None,
-             quiet: bool = False) -> RFTrainResult:
+def train_rf(model: RFModel, config: RFTrainConfig, *, device=None, checkpoint=None, quiet: bool = False,
+             checkpoint_every_s: float = 60.0) -> RFTrainResult:
     """Train the random-features score model (arXiv:2505.17638 MT eq 7) with PyTorch and compare with the closed
     form on the same ``W`` and data (MT eqs 9-11; docs/theory/validation.md §3).
 
@@ -186,9 +186,17 @@ def train_rf(model: RFModel, config: RFTrainConfig, *, device=None, checkpoint=N
         Logging times, optimiser and step, dtype, Monte Carlo sizes.
     device : None, "auto", "cpu", "cuda", "cuda:N"
     checkpoint : path, optional
-        Written atomically at every logging time; an existing checkpoint of the same run is resumed.
+        Written atomically (:func:`memlab.validation.runtime.atomic_save`) at every logging time and, between
+        logging times, every ``checkpoint_every_s`` seconds of training; an existing checkpoint of the same
+        run is resumed, and the resumed run gives the same numbers bit for bit as an uninterrupted one (the
+        checkpoint holds ``B``, the optimiser state, the training-noise generator and the rows logged).  One
+        process per checkpoint: hold its folder with :func:`memlab.validation.runtime.run_lock` when runs may
+        share it (``memlab validate rf`` does).
     quiet : bool
         No progress bar (it is also off when stderr is not a terminal).
+    checkpoint_every_s : float, default 60
+        Seconds of training between checkpoints inside a logging interval (``0``: after every step), so a
+        long last interval does not lose its work when the run is killed.
 
     Returns
     -------
@@ -211,6 +219,7 @@ def train_rf(model: RFModel, config: RFTrainConfig, *, device=None, checkpoint=N
     if not isinstance(config, RFTrainConfig):
         raise TypeError(f"config must be an RFTrainConfig (got {type(config).__name__}); e.g. "
                         f"RFTrainConfig(tau=np.geomspace(1, 300, 10))")
+    every_s = checks.positive_float("checkpoint_every_s", checkpoint_every_s, allow_zero=True)
     n, p, d = model.sizes()
     t = model.t
     act = _torch_activation(model)
@@ -290,6 +299,13 @@ def train_rf(model: RFModel, config: RFTrainConfig, *, device=None, checkpoint=N
     bar = runtime.progress(int(steps[-1]), start, quiet, "train rf")
     t0 = time.perf_counter()
     done = start
+
+    def save():
+        runtime.atomic_save({"fingerprint": fingerprint, "B": B.detach().cpu(), "opt": opt.state_dict(),
+                             "gen": gen.get_state(), "rows": rows, "done": done}, ck)
+        return time.perf_counter()
+
+    saved = t0
     try:
         for target in steps[len(rows):]:
             while done < target:
@@ -302,6 +318,8 @@ def train_rf(model: RFModel, config: RFTrainConfig, *, device=None, checkpoint=N
                 done += 1
                 if bar is not None:
                     bar.update(1)
+                if ck is not None and done < target and time.perf_counter() - saved >= every_s:
+                    saved = save()                 # mid-interval: B, optimiser and generator after `done` steps
             row = evaluate(B.detach())
             if not all(math.isfinite(v) for v in row):
                 raise FloatingPointError(f"random-features training diverged at step {done} (tau = "
@@ -309,8 +327,7 @@ def train_rf(model: RFModel, config: RFTrainConfig, *, device=None, checkpoint=N
                                          f"(GD bound {bound:.4g})")
             rows.append(row)
             if ck is not None:
-                runtime.atomic_save({"fingerprint": fingerprint, "B": B.detach().cpu(), "opt": opt.state_dict(),
-                                     "gen": gen.get_state(), "rows": rows, "done": done}, ck)
+                saved = save()
     finally:
         if bar is not None:
             bar.close()

@@ -21,6 +21,7 @@ arXiv:2505.17638 MT §2 in steps).  Re-reading a saved study (:func:`study_from_
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -248,7 +249,8 @@ def timescale_study(ns, config=None, *, steps: int | None = None, scale_steps: b
         Memorization-fraction level of ``tau_mem_onset`` (the sensitivity at 0.01 and 0.1 is always reported).
     out : path, optional
         Folder for per-``n`` checkpoints (``ckpt_n{n}.pt``; an interrupted study resumes from them) and
-        ``study.json`` (written atomically).
+        ``study.json`` (written atomically).  Held for the run (:func:`memlab.validation.runtime.run_lock`):
+        a second run on the same folder raises ``OutputFolderBusy`` before any training.
     executor : concurrent.futures.Executor, optional
         Runs the ``n`` in parallel (e.g. :func:`memlab.validation.runtime.executor_for`, a Dask
         ``Client(...).get_executor()``); default one after another in this process.  A process pool whose
@@ -295,18 +297,17 @@ def timescale_study(ns, config=None, *, steps: int | None = None, scale_steps: b
         tasks.append({"n": n, "config": run_cfg, "device": dev, "threads": threads,
                       "quiet": quiet or run_on is not None,
                       "checkpoint": None if out is None else str(Path(out) / f"ckpt_n{n}.pt")})
-    if out is not None:
-        Path(out).mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
-    order = tasks[::-1]  # largest n first: it takes longest, so a pool finishes sooner
-    runs = sorted(runtime.map_tasks(_study_task, order, run_on), key=lambda r: r["n"])
-    base = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("steps", "checkpoints")}
-    settings = dict(base, fthr=fthr, steps=steps, scale_steps=scale_steps, ns=ns)
-    diag = {"wall_s": time.perf_counter() - t0, "device": dev,
-            "train_wall_s": {str(r["n"]): r["diagnostics"]["wall_s"] for r in runs}}
-    study = _analyse(ns, runs, fthr, settings, diag)
-    if out is not None:
-        save_study(study, out)
+    with runtime.run_lock(out) if out is not None else contextlib.nullcontext():   # one run per folder
+        t0 = time.perf_counter()
+        order = tasks[::-1]  # largest n first: it takes longest, so a pool finishes sooner
+        runs = sorted(runtime.map_tasks(_study_task, order, run_on), key=lambda r: r["n"])
+        base = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("steps", "checkpoints")}
+        settings = dict(base, fthr=fthr, steps=steps, scale_steps=scale_steps, ns=ns)
+        diag = {"wall_s": time.perf_counter() - t0, "device": dev,
+                "train_wall_s": {str(r["n"]): r["diagnostics"]["wall_s"] for r in runs}}
+        study = _analyse(ns, runs, fthr, settings, diag)
+        if out is not None:
+            save_study(study, out)
     return study
 
 
