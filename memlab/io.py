@@ -4,11 +4,14 @@ not in the numerics layer."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import itertools
 import json
 import os
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -128,20 +131,46 @@ def output_dir(out, *, name: str = "out") -> Path:
     return p
 
 
-def atomic_write(path, write) -> Path:
+_TMP_COUNTER = itertools.count()
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (POSIX); a no-op where folders cannot be opened (Windows)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path, write, *, parents: bool = False) -> Path:
     """Write ``path`` atomically: ``write(f)`` fills a binary file object of a temporary file in the same folder,
-    which then replaces ``path`` (``os.replace``), so a reader or a killed run never sees a half-written file.
-    The temporary file is removed if ``write`` fails.  Returns ``Path(path)``."""
+    which is flushed, fsynced and then replaces ``path`` (``os.replace``; the folder is fsynced too), so a reader
+    or a killed run sees the old file or the new one, never a half-written one.  The temporary file is removed
+    if anything fails (a ``KeyboardInterrupt`` included); ``parents=True`` creates the parent folder.  The file
+    gets the usual mode (``0o666`` less the umask).  The one atomic writer of the package: figures, the CLI's
+    files and the validation layer's checkpoints, JSON and CSV all go through it.  Returns ``Path(path)``."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)   # the umask applies, as for open(path, "wb")
+    if parents:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{threading.get_ident()}-{next(_TMP_COUNTER)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
+    except BaseException:
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
+        raise
+    _fsync_folder(path.parent)
     return path
 
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import inspect
-import itertools
 import json
 import multiprocessing
 import os
@@ -41,6 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..io import atomic_write
 from ..numerics.threads import thread_budget
 
 __all__ = ["atomic_save", "load_checkpoint", "write_json_atomic", "write_text_atomic", "JsonLines", "run_lock",
@@ -50,45 +50,6 @@ __all__ = ["atomic_save", "load_checkpoint", "write_json_atomic", "write_text_at
 
 
 # ------------------------------------------------------------------------------------------------- files
-_TMP_COUNTER = itertools.count()
-
-
-def _fsync_folder(folder: Path) -> None:
-    """Make a rename in ``folder`` durable (POSIX); a no-op where folders cannot be opened (Windows)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _atomic_write(path, write) -> Path:
-    """Call ``write(binary_file)`` on a new temporary file next to ``path``, flush and fsync it, then
-    ``os.replace`` it onto ``path`` (the temporary file is removed if anything fails, a ``KeyboardInterrupt``
-    included).  The parent folder is created; the file gets the usual mode (``0o666`` less the umask)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}-{threading.get_ident()}-{next(_TMP_COUNTER)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    _fsync_folder(path.parent)
-    return path
-
-
 def atomic_save(obj, path) -> Path:
     """``torch.save(obj)`` to ``path`` atomically: a temporary file in the same folder, fsync, then ``os.replace``.
 
@@ -97,7 +58,7 @@ def atomic_save(obj, path) -> Path:
     """
     import torch
 
-    return _atomic_write(path, lambda f: torch.save(obj, f))
+    return atomic_write(path, lambda f: torch.save(obj, f), parents=True)
 
 
 def write_text_atomic(path, text: str) -> Path:
@@ -106,7 +67,7 @@ def write_text_atomic(path, text: str) -> Path:
     is created.  CSV tables and rewritten JSON-lines logs go through it."""
     if not isinstance(text, str):
         raise TypeError(f"text must be a str (got {type(text).__name__})")
-    return _atomic_write(path, lambda f: f.write(text.encode("utf-8")))
+    return atomic_write(path, lambda f: f.write(text.encode("utf-8")), parents=True)
 
 
 class JsonLines:
