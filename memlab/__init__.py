@@ -24,6 +24,8 @@ _LAZY = {
     **dict.fromkeys(["GEPMatrices", "TrueFeatureMatrices", "gep_matrices", "true_feature_matrices"],
                     ".numerics.rf_matrices"),
     **dict.fromkeys(["SpectrumResult", "rf_spectrum"], ".numerics.rf_spectrum"),
+    **dict.fromkeys(["AsymptoticLosses", "TwoPointConvergenceError", "asymptotic_losses", "two_point_trace"],
+                    ".numerics.rf_test_loss"),
     **dict.fromkeys(["TimescalesResult", "predict_timescales"], ".numerics.timescales"),
     **dict.fromkeys(["ThreadBudget", "thread_budget"], ".numerics.threads"),
     "paper_grid": ".theory.grid",
@@ -32,6 +34,7 @@ _LAZY = {
     **dict.fromkeys(["GEPConstants", "gep_constants"], ".theory.gep"),
     "RFModel": ".theory.rf_model",
     "derive_rf": ".theory.rf_symbolic",
+    "derive_two_point": ".theory.rf_two_point",
 }
 
 
@@ -59,6 +62,7 @@ __all__ = ["predict_mstar", "MStarResult", "derive_crossover", "WEIGHTINGS", "gm
            "rf_phase_diagram", "PhaseDiagram", "read_off_timescales", "CurveReadOff", "simulate_gd", "GDResult",
            "MemlabValidityWarning", "cite", "memorization_fraction", "MemorizationResult", "nearest_two",
            "NearestTwo", "estimate_emm", "EMMResult", "load_points", "thread_budget", "ThreadBudget",
+           "asymptotic_losses", "AsymptoticLosses", "two_point_trace", "TwoPointConvergenceError", "derive_two_point",
            "__version__"]
 
 _CITATIONS = """\

@@ -168,6 +168,16 @@ def _cmd_plot(a) -> int:
         preds = [dict(psi_n=p.model.psi_n, tau_gen_formula=p.tau_gen_formula, tau_mem_formula=p.tau_mem_formula)
                  for p in f.predictions]
         return _emit(a, f, f.table(), dict(curves=f.curves, read_offs=f.read_offs, predictions=preds))
+    if a.what == "rf-theory":
+        f, _ = _call(figures.rf_theory_figure, _rf_model(a, a.psi_p, a.psi_n[0]), a.psi_n, marker_d=a.d, out=a.out)
+        more, text, extra = (), f.table(), {}
+        if a.exponent:
+            e, _ = _call(figures.score_exponent_figure, _rf_model(a, a.psi_p, a.psi_n[0]), finite_d=a.d, out=a.out)
+            more, text, extra = e.paths, text + "\n" + e.summary(), dict(exponent=dict(
+                psi_n=e.psi_n, score_min=e.score_min, tau_min=e.tau_min, fit=e.fit, fit_finite=e.fit_finite))
+            e.close()
+        return _emit(a, f, text, dict(read_offs=f.read_offs, finite_read_offs=f.finite_read_offs, **extra),
+                     more_files=more)
     # rf-phase: the grids replace the model's ratios, so the model is built at psi_p = psi_n = 1
     f, _ = _call(figures.rf_phase_figure, _rf_model(a, 1.0, 1.0), a.tau, psi_p_grid=a.psi_p, psi_n_grid=a.psi_n,
                  out=a.out)
@@ -282,6 +292,32 @@ def _cmd_validate_timescales(a) -> int:
     return _emit(a, f, f.table(), d)
 
 
+def _cmd_forecast(a) -> int:
+    from .validation.forecast import DATASETS, ForecastConfig
+
+    if a.data not in DATASETS and not Path(a.data).exists():
+        raise ValueError(f"--data must be one of {list(DATASETS)}, a .npy/.npz file or a folder of .png images "
+                         f"(got {a.data!r})")
+    kw = {k: v for k, v in dict(width=a.width, channels=a.channels, lr=a.lr, n_checkpoints=a.n_checkpoints,
+                                n_gen=a.n_gen, sample_steps=a.sample_steps, seed=a.seed, data_seed=a.data_seed).items()
+          if v is not None}
+    config = ForecastConfig(optimizer=a.optimizer, batch=a.batch or None, **kw)
+
+    def run():
+        from .forecast_plot import forecast_figure
+
+        with _executor(a) as ex:
+            return forecast_figure(a.data, a.ns, target_n=a.target_n, held_out=a.held_out or (), budget=a.budget,
+                                   model=a.model, config=config, steps_per_point=a.steps_per_point, fthr=a.fthr,
+                                   law=a.law, normalize=a.normalize, out=a.out, executor=ex, threads=a.threads,
+                                   device=a.device, quiet=a.json)
+
+    f = _cmd_validate_held(a, run)
+    d = f.forecast.to_dict()
+    d.pop("runs")
+    return _emit(a, f, f.summary(), d)
+
+
 def _sub(subs, name, func, help, **kw):
     sp = subs.add_parser(name, help=help, formatter_class=_HelpFormatter, **kw)
     sp.set_defaults(func=func)
@@ -317,10 +353,11 @@ def _out(sp, default="memlab_out", what="output directory"):
 
 def _run_args(sp, out_default):
     sp.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: CUDA when available)")
-    sp.add_argument("--workers", type=int, default=None, help="local worker processes, >= 1 (default: gmm all "
-                    "cores, timescales in-process)")
-    sp.add_argument("--threads", type=int, default=None, help="torch threads per worker, >= 1 (default: the cores "
-                    "shared among the workers; restored afterwards)")
+    sp.add_argument("--workers", type=_checked(checks.positive_int, maximum=1024), default=None, help="local worker "
+                    "processes, >= 1 (default: gmm all cores, timescales and forecast in-process)")
+    sp.add_argument("--threads", type=_checked(checks.positive_int, maximum=1024), default=None, help="torch threads "
+                    "per worker, >= 1 (default: the cores shared among the workers; forecast in-process 1; restored "
+                    "afterwards)")
     sp.add_argument("--scheduler", default=None, help="Dask scheduler address (needs memlab[dask])")
     _out(sp, out_default, "output directory (checkpoints: resumable)")
 
@@ -373,6 +410,14 @@ def build_parser() -> argparse.ArgumentParser:
           low_open=True), 3e4, "last GD time, > 1 (units k eta/d^2)"))
     _rf_args(rc)
     _out(rc)
+    rt = _sub(pl, "rf-theory", _cmd_plot, "learning curves from the d -> infinity theory (test loss, gap, score error; "
+              "docs/theory/random_features.md §9) with closed-form markers at --d (Fig. 5 analogue)")
+    rt.add_argument("--psi-n", type=POSITIVE, nargs="+", default=[2.0, 4.0, 8.0, 16.0], help="n/d values")
+    rt.add_argument("--psi-p", type=POSITIVE, default=64.0, help="p/d")
+    rt.add_argument("--exponent", action="store_true", help="also the minimum score error against psi_n = 4..16 "
+                    "and its decay exponent (theory and closed form at --d, 3 seeds)")
+    _rf_args(rt)
+    _out(rt)
     rp = _sub(pl, "rf-phase", _cmd_plot, "heat map of L_gen over (psi_n, psi_p) at fixed tau with the "
               "tau_mem_formula and tau_gen_formula boundaries (arXiv:2505.17638 Fig. 5C analogue)")
     rp.add_argument("--psi-p", type=POSITIVE, nargs="+", default=[4, 8, 16, 32, 64, 128], help="p/d grid")
@@ -443,6 +488,38 @@ def build_parser() -> argparse.ArgumentParser:
     rv.add_argument("--optimizer", choices=("gd", "adam"), default="gd", help="full-batch GD or Adam")
     _rf_args(rv, d=20)
     _out(rv, "memlab_rf_training")
+    fc = _sub(sub, "forecast", _cmd_forecast, "forecast memorization for your model and data: tau_mem on small "
+              "nested training sets, the fit tau_mem = a n^gamma, the forecast at --target-n, the largest n "
+              "memorizing within --budget (docs/theory/validation.md §5; PyTorch)")
+    fc.add_argument("--data", required=True, help="bundled dataset name (digits: scikit-learn's 8x8 images, needs "
+                    "memlab[digits]), a .npy/.npz file or a folder of .png images")
+    fc.add_argument("--ns", type=_checked(checks.positive_int, minimum=2, maximum=MAX_SIZE), nargs="+", required=True,
+                    help="small training-set sizes to train and fit")
+    fc.add_argument("--target-n", type=_checked(checks.positive_int, minimum=2, maximum=MAX_SIZE), default=None,
+                    help="size to forecast (default: the whole dataset)")
+    fc.add_argument("--held-out", type=_checked(checks.positive_int, minimum=2, maximum=MAX_SIZE), nargs="*",
+                    default=None, help="sizes to train and measure but not fit (a test of the forecast)")
+    fc.add_argument("--budget", type=SIZE, default=None, help="training budget in optimizer steps")
+    fc.add_argument("--model", choices=("mlp", "conv"), default="mlp", help="residual MLP or a small conv net (images)")
+    fc.add_argument("--optimizer", choices=("adam", "sgd"), default="adam", help="Adam or SGD with momentum 0.9")
+    fc.add_argument("--law", choices=("power", "linear", "rf"), default="power", help="tau_mem = a n^gamma, a n, or "
+                    "the random-features shape a / (sqrt(n_c / n) - 1)^2 with n_c = p / D")
+    fc.add_argument("--normalize", choices=("auto", "range", "standardize", "none"), default="auto",
+                    help="data normalisation (auto: known range to [-1, 1] for images, else standardise)")
+    _opts(fc, ("--lr", POSITIVE, None, "learning rate (default 4e-3 Adam, 6e-3 SGD)"),
+          ("--batch", _checked(checks.positive_int, minimum=0, maximum=MAX_SIZE), None, "mini-batch size (default "
+           "and 0: full batch)"),
+          ("--width", SIZE, None, "residual-MLP width (default 128)"), ("--channels", SIZE, None, "conv channels "
+           "(default 32)"), ("--steps-per-point", _checked(checks.positive_float, maximum=1e7), None, "horizon per "
+           "training point (default 80 Adam, 800 SGD)"),
+          ("--n-checkpoints", _checked(checks.positive_int, minimum=3, maximum=10_000), None, "log-spaced checkpoints "
+           "(default 32)"), ("--n-gen", _checked(checks.positive_int, minimum=8, maximum=MAX_SIZE), None, "generated "
+           "samples per checkpoint (default 500)"), ("--sample-steps", _checked(checks.positive_int, minimum=2,
+           maximum=1000), None, "ancestral sampling steps (default 100)"),
+          ("--fthr", _checked(checks.probability), 0.05, "memorization-fraction level of tau_mem"),
+          ("--seed", SEED, None, "initialisation and training-noise seed (default 0)"),
+          ("--data-seed", SEED, None, "seed of the data permutation (default 0)"))
+    _run_args(fc, "memlab_forecast")
     _sub(sub, "cite", lambda a: print(cite()) or 0, "print the references")
     return p
 

@@ -38,6 +38,7 @@ from .numerics.rf_curves import read_off_timescales
 from .numerics.rf_learning import rf_learning_curves, rf_phase_diagram
 from .numerics.rf_matrices import gep_eigenvalues, gep_matrices
 from .numerics.rf_spectrum import SpectrumResult, count_per_bulk, rf_spectrum
+from .numerics.readoffs import fit_power_law
 from .numerics.sampler import ddim_sample, sample_optimal
 from .numerics.timescales import predict_timescales
 from .theory import checks
@@ -49,7 +50,8 @@ __all__ = ["FigureResult", "GMMLossesFigure", "SpectrumFigure", "RFCurvesFigure"
            "CapacitySweepFigure", "SweepGridFigure", "RFTrainingFigure", "TimescaleStudyFigure",
            "gmm_losses_figure", "rf_spectrum_figure", "rf_curves_figure", "rf_phase_figure", "memorization_figure",
            "gmm_memorization_figure", "capacity_sweep_figure", "sweep_grid_figure", "rf_training_figure",
-           "timescale_study_figure", "DEFAULT_RF_TAU", "to_jsonable", "to_json"]
+           "timescale_study_figure", "DEFAULT_RF_TAU", "to_jsonable", "to_json", "RFTheoryFigure", "rf_theory_figure",
+           "ScoreExponentFigure", "score_exponent_figure", "score_minimum"]
 
 #: Training times of the closed-form curves of :func:`rf_curves_figure`: 400 log-spaced in [0.1, 1e7], then inf.
 DEFAULT_RF_TAU = np.concatenate([np.geomspace(1e-1, 1e7, 400), [np.inf]])
@@ -250,6 +252,161 @@ def rf_curves_figure(model: RFModel, psi_ns=None, *, tau=None, gd_d: int = 10, g
     return RFCurvesFigure(figure=fig, paths=_finish(fig, out, f"rf_curves_psip{model.psi_p:g}_t{model.t:g}"),
                           curves=tuple(curves), read_offs=tuple(reads), predictions=tuple(preds), gd=tuple(gd),
                           gd_theory=tuple(gd_theory))
+
+
+# ---------------------------------------------------------------------------------------------- RF theory
+@dataclass(frozen=True)
+class RFTheoryFigure(FigureResult):
+    """:func:`rf_theory_figure`: asymptotic ``curves`` (``method="asymptotic"``, one per ``psi_n``), their
+    ``read_offs``, the finite-``d`` closed forms ``finite`` (``method="gep"``, same times) with ``finite_read_offs``,
+    and the formula ``predictions`` (:class:`~memlab.numerics.timescales.TimescalesResult`, ``numeric=False``)."""
+
+    curves: tuple
+    read_offs: tuple
+    finite: tuple
+    finite_read_offs: tuple
+    predictions: tuple
+
+    def table(self) -> str:
+        """Read-offs of the theory curves and of the finite-``d`` closed forms next to the formulas."""
+        w = 12
+        d = self.finite[0].model.d if self.finite else None
+        lines = [f"{'psi_n':>6} | {'tau_gen_score_min':^29} | {'tau_mem_half_rise':^29} | {'L_gen(inf)':>10} "
+                 f"{'min E_score':>11}",
+                 f"{'':>6} | {'theory':>8} {f'd={d}':>8} {'formula':>{w - 1}} | {'theory':>8} {f'd={d}':>8} "
+                 f"{'formula':>{w - 1}} | {'theory':>10} {'theory':>11}"]
+        for k, (c, r, pr) in enumerate(zip(self.curves, self.read_offs, self.predictions)):
+            fr = self.finite_read_offs[k] if self.finite_read_offs else None
+
+            def v(x):
+                return f"{x:8.4g}" if x is not None else f"{'-':>8}"
+            lines.append(f"{c.model.psi_n:6g} | {v(r.tau_gen_score_min)} {v(fr.tau_gen_score_min if fr else None)} "
+                         f"{pr.tau_gen_formula:{w - 1}.4g} | {v(r.tau_mem_half_rise)} "
+                         f"{v(fr.tau_mem_half_rise if fr else None)} {pr.tau_mem_formula:{w - 1}.4g} | "
+                         f"{r.gen_final:10.4f} {r.score_min:11.4f}")
+        lines.append("theory: d -> infinity curves (docs/theory/random_features.md §9); read-offs §6; formulas "
+                     "arXiv:2505.17638 MT §3 (units tau = k eta/d^2)")
+        return "\n".join(lines)
+
+
+def rf_theory_figure(model: RFModel, psi_ns=None, *, tau=None, marker_d: int = 100, out=None) -> RFTheoryFigure:
+    """Learning curves from the ``d -> infinity`` theory alone, with finite-``d`` closed-form markers
+    (arXiv:2505.17638 Fig. 5 analogue; docs/theory/random_features.md §9, §5-§6).
+
+    Parameters
+    ----------
+    model : RFModel
+        ``psi_p``, ``t``, activation, ``sigma_x``, ``center`` and ``seed`` (of the markers); isotropic data.
+    psi_ns : sequence of float, optional
+        The ``psi_n`` of the curves; default ``[model.psi_n]``.
+    tau : array_like, optional
+        Times; default :data:`DEFAULT_RF_TAU`.
+    marker_d : int, default 100
+        Dimension of the ``method="gep"`` closed forms drawn as markers (0: none).
+
+    Saved as ``rf_theory_psip{psi_p}_t{t}``.
+    """
+    if not isinstance(model, RFModel):
+        raise TypeError(f"model must be an RFModel (got {type(model).__name__})")
+    _check_out(out)
+    marker_d = checks.positive_int("marker_d", marker_d, minimum=0)
+    models = [model.replace(psi_n=x) for x in (psi_ns if psi_ns is not None else [model.psi_n])]
+    finite_models = [m.replace(d=marker_d) for m in models] if marker_d else []
+    for m in finite_models:
+        m.sizes()
+    tau = DEFAULT_RF_TAU if tau is None else tau
+    curves = [rf_learning_curves(m, tau, method="asymptotic") for m in models]
+    reads = [read_off_timescales(c) for c in curves]
+    finite = [rf_learning_curves(m, tau, method="gep") for m in finite_models]
+    freads = [read_off_timescales(c) for c in finite]
+    preds = [predict_timescales(m, numeric=False) for m in models]
+    fig, axes = plot.plt.subplots(2, 2, figsize=(12.0, 8.6))
+    plot.plot_rf_theory(curves, finite, read_offs=reads, axes=axes)
+    fig.tight_layout()
+    return RFTheoryFigure(figure=fig, paths=_finish(fig, out, f"rf_theory_psip{model.psi_p:g}_t{model.t:g}"),
+                          curves=tuple(curves), read_offs=tuple(reads), finite=tuple(finite),
+                          finite_read_offs=tuple(freads), predictions=tuple(preds))
+
+
+def score_minimum(model: RFModel, *, method="asymptotic", tau=None) -> tuple:
+    """``(min_tau E_score, argmin)`` of one model: the curve on ``tau`` (default 300 log-spaced times in
+    ``[1e-1, 1e5]``), then 201 times between the neighbours of the grid minimum."""
+    tau = np.geomspace(1e-1, 1e5, 300) if tau is None else np.asarray(tau, float)
+    c = rf_learning_curves(model, tau, method=method)
+    k = int(np.argmin(c.score_error))
+    lo, hi = tau[max(k - 1, 0)], tau[min(k + 1, tau.size - 1)]
+    fine = np.geomspace(lo, hi, 201)
+    cf = rf_learning_curves(model, fine, method=method)
+    j = int(np.argmin(cf.score_error))
+    return float(cf.score_error[j]), float(fine[j])
+
+
+@dataclass(frozen=True)
+class ScoreExponentFigure(FigureResult):
+    """:func:`score_exponent_figure`: the minimum score error over training time against ``psi_n`` from the theory
+    (``score_min``, at ``tau_min``) and from finite-``d`` closed forms (``score_min_finite``: seeds x psi_n), with
+    the power-law fits (:func:`memlab.numerics.readoffs.fit_power_law`: ``gamma`` is the exponent)."""
+
+    model: RFModel
+    psi_n: np.ndarray
+    score_min: np.ndarray
+    tau_min: np.ndarray
+    fit: dict
+    psi_n_finite: np.ndarray
+    score_min_finite: np.ndarray | None
+    fit_finite: dict | None
+    finite_d: int
+
+    def summary(self) -> str:
+        m = self.model
+        loc = np.diff(np.log(self.score_min)) / np.diff(np.log(self.psi_n))
+        line = (f"min_tau E_score over psi_n = {self.psi_n[0]:g}..{self.psi_n[-1]:g} at psi_p = {m.psi_p:g}, t = {m.t:g}: "
+                f"theory exponent {self.fit['gamma']:.4f} (R^2_log {self.fit['r2_log']:.5f}; local slope "
+                f"{loc[0]:.3f} at the low end, {loc[-1]:.3f} at the high end)")
+        if self.fit_finite is not None:
+            line += (f"; closed form d = {self.finite_d}, {self.score_min_finite.shape[0]} seeds: "
+                     f"{self.fit_finite['gamma']:.4f} (R^2_log {self.fit_finite['r2_log']:.5f})")
+        return line
+
+
+def score_exponent_figure(model: RFModel, psi_ns=None, *, finite_d: int = 100, seeds: int = 3,
+                          finite_psi_ns=None, out=None) -> ScoreExponentFigure:
+    """Minimum score error over training time against ``psi_n`` (log-log) and its decay exponent, from the
+    ``d -> infinity`` theory (docs/theory/random_features.md §9) and from finite-``d`` closed forms.
+
+    Parameters
+    ----------
+    model : RFModel
+        ``psi_p``, ``t``, activation (its ``psi_n`` is replaced by the grid).
+    psi_ns : sequence of float, optional
+        Theory grid; default 13 values from 4 to 16 (log-spaced).
+    finite_d : int, default 100
+        Dimension of the closed forms (0: none); ``seeds`` seeds each, at ``finite_psi_ns`` (default 4, 6, 8, 12, 16).
+
+    Saved as ``score_exponent_psip{psi_p}_t{t}``.
+    """
+    if not isinstance(model, RFModel):
+        raise TypeError(f"model must be an RFModel (got {type(model).__name__})")
+    _check_out(out)
+    finite_d = checks.positive_int("finite_d", finite_d, minimum=0)
+    seeds = checks.positive_int("seeds", seeds)
+    pn = np.geomspace(4, 16, 13) if psi_ns is None else np.asarray(psi_ns, float)
+    mins = np.array([score_minimum(model.replace(psi_n=float(x))) for x in pn])
+    fit = fit_power_law(pn, mins[:, 0])
+    pnf = np.array([4.0, 6.0, 8.0, 12.0, 16.0]) if finite_psi_ns is None else np.asarray(finite_psi_ns, float)
+    fin, fitf = None, None
+    if finite_d:
+        fin = np.array([[score_minimum(model.replace(psi_n=float(x), d=finite_d, seed=s), method="gep")[0]
+                         for x in pnf] for s in range(seeds)])
+        fitf = fit_power_law(pnf, fin.mean(axis=0))
+    res = dict(model=model, psi_n=pn, score_min=mins[:, 0], tau_min=mins[:, 1], fit=fit, psi_n_finite=pnf,
+               score_min_finite=fin, fit_finite=fitf, finite_d=finite_d)
+    fig, ax = plot.plt.subplots(figsize=(6.4, 4.6))
+    tmp = ScoreExponentFigure(figure=fig, paths=(), **res)
+    plot.plot_score_exponent(tmp, ax=ax)
+    fig.tight_layout()
+    return ScoreExponentFigure(figure=fig, paths=_finish(fig, out, f"score_exponent_psip{model.psi_p:g}_t{model.t:g}"),
+                               **res)
 
 
 # ---------------------------------------------------------------------------------------------- RF phase

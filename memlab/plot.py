@@ -19,7 +19,8 @@ from .numerics.losses import ExcessLosses  # noqa: E402
 from .theory import crossover  # noqa: E402
 
 __all__ = ["plot_gmm_losses", "plot_rf_spectrum", "plot_rf_curves", "plot_rf_phase", "plot_memorization",
-           "plot_capacity_sweep", "plot_sweep_grid", "plot_rf_training", "plot_timescale_study", "save_figure"]
+           "plot_capacity_sweep", "plot_sweep_grid", "plot_rf_training", "plot_timescale_study", "plot_rf_theory",
+           "plot_score_exponent", "save_figure"]
 
 
 def save_figure(fig, out_dir, stem: str) -> list[Path]:
@@ -251,6 +252,119 @@ def plot_rf_curves(curves, gd=None, *, gd_theory=None, read_offs=None, axes=None
     axes[1].legend(fontsize=7, loc="lower left")
     axes[3].legend(fontsize=7, loc="upper left")
     return axes
+
+
+def plot_rf_theory(theory, finite=None, *, read_offs=None, n_markers=14, axes=None):
+    """Learning curves drawn entirely from the ``d -> infinity`` theory (docs/theory/random_features.md §9), with
+    finite-``d`` closed-form markers (arXiv:2505.17638 Fig. 5 analogue).
+
+    Panels: (A) score error, with ``tau_gen_score_min`` (crosses) and ``tau_gen_formula`` (dash-dotted);
+    (B) train (solid, circles) and test (dashed, squares) losses; (C) ``L_gen``; (D) ``L_gen / L_gen(inf)``
+    against ``tau / tau_mem_formula`` with ``tau_mem_half_rise`` (diamonds).
+
+    Parameters
+    ----------
+    theory : list of LearningCurves
+        ``method="asymptotic"`` curves (lines), one per ``psi_n``.
+    finite : list of LearningCurves, optional
+        Finite-``d`` closed forms (``method="gep"``), matched by ``psi_n``; ``n_markers`` of their times are drawn.
+    read_offs : list of CurveReadOff, optional
+        Read-offs of the theory curves.
+    axes : sequence of 4 Axes, optional
+
+    Returns
+    -------
+    ndarray of Axes
+    """
+    from .theory import timescales as ts
+
+    if axes is None:
+        fig, axes = plt.subplots(2, 2, figsize=(12.0, 8.6))
+    axes = np.asarray(axes).ravel()
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for k, c in enumerate(theory):
+        col = colors[k % len(colors)]
+        fin = np.isfinite(c.tau) & (c.tau > 0)
+        tm = _tau_mem_formula(c.model)
+        lab = rf"$\psi_n$ = {c.model.psi_n:g}"
+        axes[0].plot(c.tau[fin], c.score_error[fin], color=col, lw=1.6, label=lab)
+        axes[1].plot(c.tau[fin], c.train[fin], color=col, lw=1.6, label=lab)
+        axes[1].plot(c.tau[fin], c.test[fin], color=col, lw=1.6, ls="--")
+        axes[2].plot(c.tau[fin], c.gen[fin], color=col, lw=1.6, label=lab)
+        axes[3].plot(c.tau[fin] / tm, c.gen[fin] / _gen_inf(c), color=col, lw=1.6, label=lab)
+        if read_offs is not None:
+            r = read_offs[k]
+            axes[0].plot([r.tau_gen_score_min], [r.score_min], "x", ms=8, mew=2, color=col)
+            if r.tau_mem_half_rise is not None:
+                axes[3].plot([r.tau_mem_half_rise / tm], [r.mem_fraction], "D", ms=6, color=col, mec="k", mew=0.5)
+        for g in finite or []:
+            if g.model.psi_n != c.model.psi_n:
+                continue
+            gf = np.flatnonzero(np.isfinite(g.tau) & (g.tau > 0))
+            gf = gf[np.unique(np.linspace(0, gf.size - 1, n_markers).round().astype(int))]
+            kw = dict(ms=4.5, ls="none", color=col, mec="k", mew=0.5)
+            axes[0].plot(g.tau[gf], g.score_error[gf], "o", **kw)
+            axes[1].plot(g.tau[gf], g.train[gf], "o", **kw)
+            axes[1].plot(g.tau[gf], g.test[gf], "s", **kw)
+            axes[2].plot(g.tau[gf], g.gen[gf], "o", **kw)
+            axes[3].plot(g.tau[gf] / tm, g.gen[gf] / _gen_inf(g), "o", **kw)
+    c0 = theory[0]
+    m0, k0 = c0.model, c0.constants
+    if read_offs is not None:
+        axes[0].plot([], [], "x", ms=8, mew=2, color="k", label="tau_gen_score_min (theory read-off)")
+        axes[3].plot([], [], "D", ms=6, color="w", mec="k", mew=0.8, label="tau_mem_half_rise (theory read-off)")
+    tg = float(ts.tau_gen_formula(k0.mu1, k0.norm2, m0.psi_p, k0.delta_t))
+    axes[0].axvline(tg, color="0.3", lw=1.0, ls="-.", label=f"tau_gen_formula = {tg:.4g}")
+    axes[1].axhline(c0.bayes_floor, color="0.4", lw=0.8, ls=(0, (1, 3)), label=f"Bayes floor {c0.bayes_floor:.3f}")
+    if finite:
+        axes[1].plot([], [], "o", ms=4.5, color="w", mec="k", label=f"closed form, d = {finite[0].model.d} "
+                     "(train o, test s)")
+    axes[0].set_ylabel(r"score error $\mathcal{E}_{\rm score}$ (per $d$)")
+    axes[1].set_ylabel(r"loss per $d$: train (solid), test (dashed)")
+    axes[2].set_ylabel(r"$\mathcal{L}_{\rm gen} = \mathcal{L}_{\rm test} - \mathcal{L}_{\rm train}$")
+    axes[3].set_ylabel(r"$\mathcal{L}_{\rm gen}(\tau)\,/\,\mathcal{L}_{\rm gen}(\infty)$")
+    for ax in axes[:3]:
+        ax.set_xlabel(r"training time $\tau = k\eta/d^2$")
+    axes[3].set_xlabel(r"$\tau$ / tau_mem_formula")
+    axes[0].set_yscale("log")
+    axes[2].set_yscale("log")
+    for ax in axes:
+        ax.set_xscale("log")
+        ax.grid(True, which="major", alpha=0.3)
+    axes[0].figure.suptitle(f"$\\psi_p$ = {m0.psi_p:g}, t = {m0.t:g}, {m0.activation.name}; lines: d → ∞ theory "
+                            "(docs/theory/random_features.md §9); markers: finite-d closed form", fontsize=9)
+    for ax, title in zip(axes, ("(A) score error", "(B) train and test losses", "(C) generalization gap",
+                                r"(D) collapse of $\mathcal{L}_{\rm gen}$ under $\tau$ / tau_mem_formula")):
+        ax.set_title(title, fontsize=9)
+    axes[0].legend(fontsize=7)
+    axes[1].legend(fontsize=7, loc="lower left")
+    axes[3].legend(fontsize=7, loc="upper left")
+    return axes
+
+
+def plot_score_exponent(res, *, ax=None):
+    """Minimum score error over training time against ``psi_n`` (log-log), theory line and finite-``d`` markers,
+    with the fitted power laws (a :class:`memlab.figures.ScoreExponentFigure`-like object with ``psi_n``,
+    ``score_min``, ``psi_n_finite``, ``score_min_finite`` (seeds x psi_n), ``fit``, ``fit_finite``, ``model``,
+    ``finite_d``)."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6.4, 4.6))
+    g = res.fit["gamma"]
+    ax.loglog(res.psi_n, res.score_min, "-", color="C0", lw=1.8,
+              label=f"theory (d → ∞): $\\propto\\psi_n^{{{g:.3f}}}$")
+    if res.score_min_finite is not None:
+        mf = np.mean(res.score_min_finite, axis=0)
+        sd = np.std(res.score_min_finite, axis=0)
+        ax.errorbar(res.psi_n_finite, mf, yerr=sd, fmt="o", color="C1", mec="k", ms=5, capsize=2,
+                    label=f"closed form d = {res.finite_d} ({res.score_min_finite.shape[0]} seeds): "
+                          f"$\\propto\\psi_n^{{{res.fit_finite['gamma']:.3f}}}$")
+    m = res.model
+    ax.set_xlabel(r"$\psi_n = n/d$")
+    ax.set_ylabel(r"$\min_\tau \mathcal{E}_{\rm score}(\tau)$ (per $d$)")
+    ax.set_title(f"minimum score error, $\\psi_p$ = {m.psi_p:g}, t = {m.t:g}, {m.activation.name}", fontsize=9)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    return ax
 
 
 def plot_rf_phase(pd, *, axes=None):

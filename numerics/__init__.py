@@ -15,6 +15,8 @@ _LAZY = {
     **dict.fromkeys(["EMMResult", "MemorizationResult", "NearestTwo", "bootstrap_ci", "clopper_pearson_ci",
                      "estimate_emm", "find_duplicates", "memorization_fraction", "memorized_mask", "nearest_two"],
                     ".memorization"),
+    **dict.fromkeys(["AsymptoticLosses", "TwoPointConvergenceError", "asymptotic_losses", "two_point_trace"],
+                    ".rf_test_loss"),
     **dict.fromkeys(["SampleResult", "ddim_sample", "sample_optimal"], ".sampler"),
     **dict.fromkeys(["ThreadBudget", "thread_budget"], ".threads"),
 }

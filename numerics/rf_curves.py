@@ -196,8 +196,8 @@ class LearningCurves:
         ``L_train(tau)`` (per ``d``; 1 at ``tau = 0``).
     test, gen, score_error : ndarray or None
         ``L_test``, ``L_gen = L_test - L_train`` and ``E_score = (L_test - 1 + Delta_t J/d)/Delta_t``.
-        ``None`` for ``method="asymptotic"``: the high-dimensional test loss needs a two-resolvent
-        quantity that Theorem 3.1 does not give.
+        For ``method="asymptotic"`` they come from the two-resolvent deterministic equivalent
+        (docs/theory/random_features.md §9); ``None`` only there with an anisotropic covariance.
     bayes_floor : float
         ``1 - Delta_t J / d`` (``e^{-2t}`` for ``Sigma = I``): the smallest test loss.
     method : str
@@ -260,7 +260,8 @@ def read_off_timescales(curves: LearningCurves, *, mem_fraction=0.5) -> CurveRea
     if not isinstance(curves, LearningCurves):
         raise TypeError(f"curves must be a LearningCurves from rf_learning_curves (got {type(curves).__name__})")
     if curves.score_error is None or curves.gen is None:
-        raise ValueError(f"method={curves.method!r} gives no test loss: time read-offs need 'gep', 'features' or 'gd'")
+        raise ValueError(f"these method={curves.method!r} curves have no test loss (anisotropic covariance): time "
+                         f"read-offs need 'gep', 'features', 'gd', or 'asymptotic' with isotropic data")
     f = checks.probability("mem_fraction", mem_fraction)
     tau = curves.tau
     fin = np.isfinite(tau) & (tau > 0)

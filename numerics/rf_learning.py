@@ -4,7 +4,8 @@ MT §3, Fig. 5; docs/theory/random_features.md §2, §5).
 :func:`rf_learning_curves` gives ``L_train``, ``L_test``, ``L_gen`` and the score error along training
 by four routes: the exact closed form on a finite-size Gaussian-equivalent ``U`` (``"gep"``), the same
 on the true random-features matrices of the real activation (``"features"``), the high-dimensional
-training loss from Theorem 3.1 (``"asymptotic"``), and a gradient-descent simulation (``"gd"``).
+curves (``"asymptotic"``: Theorem 3.1 and the two-resolvent deterministic equivalent of
+docs/theory/random_features.md §9), and a gradient-descent simulation (``"gd"``).
 :func:`rf_phase_diagram` maps ``L_gen`` at fixed training times over ``(psi_p, psi_n)``.
 Times are in the paper's unit ``tau = k eta / d^2``.
 """
@@ -24,6 +25,7 @@ from .rf_curves import LearningCurves, closed_form_curves, eigen_model, asymptot
 from .rf_gd import simulate_gd
 from .rf_matrices import gep_matrices, true_feature_matrices
 from .rf_spectrum import rf_spectrum
+from .rf_test_loss import asymptotic_losses
 from .threads import blas_threads, thread_budget
 
 __all__ = ["rf_learning_curves", "rf_phase_diagram", "PhaseDiagram", "METHODS"]
@@ -55,8 +57,11 @@ def rf_learning_curves(model: RFModel, tau, *, method="gep", delta_tau=None, noi
         ``"gep"``: exact gradient-flow closed form (docs/theory/random_features.md §2) on the seeded
         Gaussian-equivalent ``U, U~, V`` (SM Lemma C.1), ``O(p (n + d)^2)``.  ``"features"``: the same on the
         true random-features matrices of the real activation (exact noise average; ``O(p^3)``).
-        ``"asymptotic"``: ``d -> infinity`` training loss from the ``s``-measure of Theorem 3.1; ``test``,
-        ``gen`` and ``score_error`` are ``None`` (they need a two-resolvent quantity the paper does not give).
+        ``"asymptotic"``: ``d -> infinity`` curves: training and test loss, gap and score error from the
+        deterministic equivalent of the one- and two-resolvent traces of ``U`` integrated over a contour
+        (:func:`memlab.numerics.rf_test_loss.asymptotic_losses`, docs/theory/random_features.md §9; ``tau = inf``
+        at ``z = 0``); ``diagnostics`` holds the quadrature check.  With an anisotropic ``covariance`` only the
+        training loss (from the ``s``-measure of Theorem 3.1); ``test``, ``gen``, ``score_error`` are then ``None``.
         ``"gd"``: full-batch GD on the true features (:func:`memlab.numerics.rf_gd.simulate_gd`); the
         returned ``tau`` are the requested times rounded to whole steps (zeros first, then sorted, unique).
     delta_tau : float, optional
@@ -97,6 +102,11 @@ def rf_learning_curves(model: RFModel, tau, *, method="gep", delta_tau=None, noi
         return _learning_curves(model, tau, method, delta_tau, noise, budget)
 
 
+def _isotropic(model):
+    th = model.thetas
+    return th.size == 1 or np.ptp(th) <= 1e-12 * np.max(th)
+
+
 def _learning_curves(model, tau, method, delta_tau, noise, threads):
     _check_model(model)
     method = checks.choice("method", method, METHODS)
@@ -110,6 +120,11 @@ def _learning_curves(model, tau, method, delta_tau, noise, threads):
     tau = validate_tau(tau)
     t0 = time.perf_counter()
     if method == "asymptotic":
+        if _isotropic(model):
+            r = asymptotic_losses(model, tau)
+            diag = dict(r.diagnostics, traces=r.traces, wall_s=time.perf_counter() - t0)
+            return LearningCurves(tau=tau, train=r.train, test=r.test, gen=r.gen, score_error=r.score_error,
+                                  bayes_floor=r.bayes_floor, method=method, model=model, diagnostics=diag)
         spec = rf_spectrum(model, threads=threads)
         c = spec.constants
         train = asymptotic_train_loss(spec, tau)
@@ -117,8 +132,9 @@ def _learning_curves(model, tau, method, delta_tau, noise, threads):
         return LearningCurves(tau=tau, train=train, test=None, gen=None, score_error=None, bayes_floor=floor,
                               method=method, model=model,
                               diagnostics=dict(wall_s=time.perf_counter() - t0, bulks=spec.bulks,
-                                               note="test/gen/score_error need a two-resolvent quantity; use "
-                                                    "method='gep' at finite d"))
+                                               note="anisotropic covariance: the asymptotic test loss "
+                                                    "(docs/theory/random_features.md §9) needs isotropic data; "
+                                                    "use method='gep' at finite d"))
     n, p, d = model.sizes()
     if method == "gep":
         em = eigen_model(gep_matrices(model, dense=p <= n + d))

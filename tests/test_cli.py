@@ -330,7 +330,7 @@ def test_validate_gmm_cli_matches_saved_sweep(tmp_path):
 
 @pytest.mark.parametrize("extra,flag", [
     (["--steps", "0"], "steps"), (["--n-noise", "0"], "n_noise"), (["--device", "tpu"], "device"),
-    (["--N", "0"], "N"), (["--t-min", "1.5"], "t_min"), (["--workers", "0"], "max_workers"),
+    (["--N", "0"], "N"), (["--t-min", "1.5"], "t_min"), (["--workers", "0"], "--workers"),
     (["--peak-lr", "-1"], "peak_lr"), (["--protocol", "fast"], "--protocol"), (["--C", "0"], "C"),
 ])
 def test_validate_cli_bad_input(tmp_path, extra, flag):

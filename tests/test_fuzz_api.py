@@ -260,6 +260,12 @@ def mats():
         return memlab.true_feature_matrices(MODEL)
 
 
+def _rf_test_loss():
+    """The asymptotic test-loss entry points (through memlab when exported there)."""
+    from memlab.numerics import rf_test_loss
+    return memlab if hasattr(memlab, "asymptotic_losses") else rf_test_loss
+
+
 def _measure(size):
     return min(1.0, 2.0 / size)
 
@@ -396,6 +402,22 @@ CASES = [
     ("rf_learning_curves", "noise", st.one_of(choice_bad(("exact", "fresh")), st.just("fresh")),
      lambda v, c: memlab.rf_learning_curves(MODEL, [1.0], noise=v)),
     ("rf_learning_curves", "threads", THREADS_BAD, lambda v, c: memlab.rf_learning_curves(MODEL, [1.0], threads=v)),
+    # asymptotic test loss (numerics/rf_test_loss.py; docs/theory/random_features.md §9)
+    ("asymptotic_losses", "model", st.one_of(objects_bad("RFModel"), st.just(RFModel(4, 2, 0.1, covariance=(
+        [0.5, 1.5], [0.5, 0.5])))), lambda v, c: _rf_test_loss().asymptotic_losses(v, [1.0])),
+    ("asymptotic_losses", "tau", times_bad(allow_inf=True), lambda v, c: _rf_test_loss().asymptotic_losses(MODEL, v)),
+    ("asymptotic_losses", "n_nodes", sizes_bad(minimum=8, huge=False),
+     lambda v, c: _rf_test_loss().asymptotic_losses(MODEL, [1.0], n_nodes=v)),
+    ("asymptotic_losses", "tol", POSITIVE_BAD, lambda v, c: _rf_test_loss().asymptotic_losses(MODEL, [1.0], tol=v)),
+    ("asymptotic_losses", "max_doublings", sizes_bad(minimum=0, huge=False),
+     lambda v, c: _rf_test_loss().asymptotic_losses(MODEL, [1.0], max_doublings=v)),
+    ("two_point_trace", "model", objects_bad("RFModel"), lambda v, c: _rf_test_loss().two_point_trace(v, 1j, 1j)),
+    ("two_point_trace", "z1", st.one_of(WRONG_TYPE.filter(lambda v: not isinstance(v, (complex, np.ndarray))),
+                                        NON_FINITE, st.sampled_from([[], [1j, "a"], [[1j], [1j, 2j]], 1.0, [0.5, 1j]])),
+     lambda v, c: _rf_test_loss().two_point_trace(MODEL, v, 1j)),
+    ("two_point_trace", "z2", st.one_of(WRONG_TYPE.filter(lambda v: not isinstance(v, (complex, np.ndarray))),
+                                        NON_FINITE, st.sampled_from([[], [1j, "a"], 1.0, [0.5, 1j]])),
+     lambda v, c: _rf_test_loss().two_point_trace(MODEL, 1j, v)),
     ("rf_learning_curves(gd)", "tau", st.one_of(times_bad(), st.sampled_from([[1.0, 1e300], [1e15], [0.5, 1e12]])),
      lambda v, c: memlab.rf_learning_curves(MODEL, v, method="gd")),
     ("rf_learning_curves(gd)", "delta_tau", st.one_of(POSITIVE_BAD.filter(lambda v: v is not None),

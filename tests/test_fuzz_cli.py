@@ -169,6 +169,7 @@ def _bases(f):
                        "--out", out],
         "rf-curves": ["plot", "rf-curves", "--psi-p", "8", "--psi-n", "2", "--d", "5", "--gd-d", "0", "--out", out],
         "rf-phase": ["plot", "rf-phase", "--psi-p", "4", "--psi-n", "1", "--tau", "10", "--d", "4", "--out", out],
+        "rf-theory": ["plot", "rf-theory", "--psi-p", "4", "--psi-n", "2", "--d", "4", "--out", out],
         "memorization": ["memorization", "--samples", f / "samples.npy", "--train", f / "train.npy", "--n-boot", "10"],
         "demo": ["demo", "--out", out],
     }
@@ -186,13 +187,14 @@ OPTIONS = {
                   ("--gd-tau-max", "gd_tau_max"), ("--seed", "seed"), ("--out", "out")] + _RF,
     "rf-phase": [("--psi-p", "positive"), ("--psi-n", "positive"), ("--tau", "tau"), ("--seed", "seed"),
                  ("--out", "out")] + _RF,
+    "rf-theory": [("--psi-n", "positive"), ("--psi-p", "positive"), ("--seed", "seed"), ("--out", "out")] + _RF,
     "memorization": [("--samples", "input"), ("--train", "input"), ("--k", "unit"), ("--seed", "seed"),
                      ("--n-boot", "n_boot"), ("--memory-limit-mb", "mib"), ("--out", "out")],
     "demo": [("--out", "out")],
 }
 CASES = [(cmd, opt, kind) for cmd, opts in OPTIONS.items() for opt, kind in opts]
 MULTI = {("rf-curves", "--psi-n"), ("rf-curves", "--gd-psi-n"), ("rf-phase", "--psi-p"), ("rf-phase", "--psi-n"),
-         ("rf-phase", "--tau")}
+         ("rf-phase", "--tau"), ("rf-theory", "--psi-n")}
 
 
 def _path_strategy(kind, f):
@@ -222,12 +224,12 @@ def _argv(base, cmd, opt, value, inline):
 @pytest.mark.parametrize("cmd", list(OPTIONS))
 def test_catalogue_covers_every_option(files, cmd):
     """Every option that takes a value (as ``--help`` lists it) has its bad values here: none is forgotten when an
-    option is added.  57 (command, option) pairs in all."""
+    option is added.  65 (command, option) pairs in all."""
     argv = _bases(files)[cmd]
     rc, out, _ = cli(argv[:2 if argv[0] == "plot" else 1] + ["--help"])
     takes_value = set(re.findall(r"^  (--[\w-]+) [A-Z{[]", out, flags=re.M))
     assert rc == 0 and takes_value == {o for o, _ in OPTIONS[cmd]}
-    assert len(CASES) == 57
+    assert len(CASES) == 65
 
 
 @pytest.mark.parametrize("cmd,opt,kind", CASES, ids=[f"{c}{o}" for c, o, _ in CASES])

@@ -17,7 +17,9 @@ Every trainer has the shape ``train_x(data, config, *, device=None, checkpoint=N
   ``train_rf(RFModel, RFTrainConfig(tau))``;
 * :mod:`memlab.validation.ddpm_torch`: the residual-MLP DDPM on the 2-mode mixture, ``train_ddpm(n, DDPMConfig())``;
 * :mod:`memlab.validation.timescales`: the n ladder with the read-offs ``tau_gen_quality_min``,
-  ``tau_gen_score_min``, ``tau_gen_plateau``, ``tau_mem_onset`` (``timescale_study``).
+  ``tau_gen_score_min``, ``tau_gen_plateau``, ``tau_mem_onset`` (``timescale_study``);
+* :mod:`memlab.validation.forecast`: forecasting memorization for your own model and data
+  (``forecast_memorization``, ``forecast_from_json``; docs/theory/validation.md §5).
 """
 
 _LAZY = {
@@ -27,6 +29,8 @@ _LAZY = {
     "train_rf": "rf_torch", "RFTrainConfig": "rf_torch",
     "train_ddpm": "ddpm_torch", "DDPMConfig": "ddpm_torch",
     "timescale_study": "timescales", "study_from_json": "timescales",
+    "forecast_memorization": "forecast", "forecast_from_json": "forecast", "ForecastConfig": "forecast",
+    "MemorizationForecast": "forecast", "load_forecast_data": "forecast",
 }
 
 __all__ = list(_LAZY)

@@ -36,7 +36,7 @@ from ..numerics.memorization import memorization_fraction
 from ..theory import checks
 from . import runtime
 
-__all__ = ["ResidualMLP", "DDPMSchedule", "DDPMConfig", "DDPMRun", "train_ddpm", "two_mode_score",
+__all__ = ["ResidualMLP", "ConvDenoiser", "ancestral_sample", "DDPMSchedule", "DDPMConfig", "DDPMRun", "train_ddpm", "two_mode_score",
            "two_mode_log_density", "sample_two_mode", "kl_proxy", "checkpoint_steps", "n_params_formula"]
 
 
@@ -178,6 +178,56 @@ class ResidualMLP(torch.nn.Module):
             h = h + e
             h = ln(h + l2(torch.nn.functional.gelu(l1(h))))
         return self.out(h)
+
+
+class ConvDenoiser(torch.nn.Module):
+    """A small convolutional epsilon-predictor for image data (docs/theory/validation.md §5).
+
+    Flat inputs ``x`` of shape ``(B, C H W)`` are viewed as ``(B, C, H, W)`` images; ``h = Conv3x3(x)``
+    (``channels`` maps), then ``n_blocks`` residual blocks ``h = h + Conv3x3(GELU(GroupNorm(h + e(k))))`` with the
+    fixed sinusoidal embedding ``e(k)`` of the diffusion step added per channel, and ``Conv3x3`` back to ``C``
+    maps, flattened.  Same interface as :class:`ResidualMLP`: ``forward(x, k)`` with integer steps ``k``.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        Image shape ``(H, W)`` or ``(H, W, C)`` (channels last, as images are stored).
+    channels : int, default 32
+    n_blocks : int, default 4
+    T : int, default 1000
+    seed : int, optional
+        Initialisation from a ``torch.Generator`` seeded with ``seed`` (the global random state is left untouched).
+    """
+
+    def __init__(self, shape, channels: int = 32, n_blocks: int = 4, T: int = 1000, *, seed: int | None = None):
+        super().__init__()
+        shape = tuple(int(v) for v in shape)
+        if len(shape) not in (2, 3) or min(shape) < 1:
+            raise ValueError(f"shape must be (H, W) or (H, W, C) with positive sizes (got {shape})")
+        self.shape = shape
+        self.c_in = 1 if len(shape) == 2 else shape[2]
+        self.d = shape[0] * shape[1] * self.c_in
+        self.channels = channels
+        groups = 8 if channels % 8 == 0 else 1
+        with torch.random.fork_rng(devices=[]) if seed is not None else contextlib.nullcontext():
+            if seed is not None:
+                torch.manual_seed(int(seed))
+            self.inp = torch.nn.Conv2d(self.c_in, channels, 3, padding=1)
+            self.convs = torch.nn.ModuleList([torch.nn.Conv2d(channels, channels, 3, padding=1)
+                                              for _ in range(n_blocks)])
+            self.norms = torch.nn.ModuleList([torch.nn.GroupNorm(groups, channels) for _ in range(n_blocks)])
+            self.out = torch.nn.Conv2d(channels, self.c_in, 3, padding=1)
+        self.register_buffer("emb", _sinusoidal(torch.arange(T), channels).to(torch.get_default_dtype()),
+                             persistent=False)
+
+    def forward(self, x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        H, W = self.shape[0], self.shape[1]
+        img = x.reshape(x.shape[0], H, W, self.c_in).permute(0, 3, 1, 2)
+        e = self.emb[k].to(x.dtype)[:, :, None, None]
+        h = self.inp(img)
+        for conv, norm in zip(self.convs, self.norms):
+            h = h + conv(torch.nn.functional.gelu(norm(h + e)))
+        return self.out(h).permute(0, 2, 3, 1).reshape(x.shape[0], -1)
 
 
 @dataclass(frozen=True)
@@ -360,9 +410,13 @@ class DDPMRun:
 
 
 @torch.no_grad()
-def _sample(model, n_gen, d, sample_steps, abar_np, gen_seed, dev, tdt):
+def ancestral_sample(model, n_gen, d, sample_steps, abar_np, gen_seed, dev, tdt):
     """Ancestral DDPM sampling on ``sample_steps`` respaced steps (DDIM with eta = 1; ``sample_steps = T``
-    is the original DDPM / Euler-Maruyama-type sampler).  Fixed seed: same noise at every checkpoint."""
+    is the original DDPM / Euler-Maruyama-type sampler).  Fixed seed: same noise at every checkpoint.
+
+    ``model(x, k)`` predicts epsilon from flat points ``x`` of shape ``(n_gen, d)`` and integer diffusion steps
+    ``k`` (``torch.long``, ``0 <= k < T``); ``abar_np`` is the ``alpha_bar`` table of :class:`DDPMSchedule`.
+    Returns the ``(n_gen, d)`` tensor of samples."""
     T = abar_np.size
     ks = np.unique(np.round(np.linspace(0, T - 1, sample_steps)).astype(np.int64))[::-1]
     g = torch.Generator(device="cpu")
@@ -508,7 +562,7 @@ def train_ddpm(n: int, config: DDPMConfig | None = None, *, device=None, checkpo
 
 def _evaluate(model, cfg, X, abar_np, y_t, s_exact, ab_s, dev, tdt, step, loss_v) -> dict:
     with torch.no_grad():
-        xs = _sample(model, cfg.n_gen, cfg.d, cfg.sample_steps, abar_np, 1_000_003 + cfg.seed, dev, tdt)
+        xs = ancestral_sample(model, cfg.n_gen, cfg.d, cfg.sample_steps, abar_np, 1_000_003 + cfg.seed, dev, tdt)
         xs = xs.to(torch.float64).cpu().numpy()
         if not np.all(np.isfinite(xs)):
             raise FloatingPointError(f"DDPM samples are not finite at step {step} (n = {X.shape[0]}); lower lr")
