@@ -49,12 +49,14 @@ def plot_forecast(res, *, axes=None):
     fit = res.tau_fit()
     held = {h["n"] for h in res.held_out}
     cmap = plt.get_cmap("viridis")
-    order = sorted(r["n"] for r in res.runs)
-    for i, r in enumerate(sorted(res.runs, key=lambda r: r["n"])):
+    fitted = sorted(r["n"] for r in res.runs if r["n"] not in held)
+    held_cols = dict(zip(sorted(held), ["tab:red", "tab:orange", "tab:brown", "tab:pink", "tab:olive"] * 4))
+    for r in sorted(res.runs, key=lambda r: r["n"]):
         s = np.asarray(r["steps"], float)
         f = np.asarray(r["fraction"], float)
         lo, hi = np.asarray(r["ci_low"], float), np.asarray(r["ci_high"], float)
-        col = "tab:red" if r["n"] in held else cmap(i / max(len(order) - 1, 1))
+        col = (held_cols[r["n"]] if r["n"] in held
+               else cmap(0.85 * fitted.index(r["n"]) / max(len(fitted) - 1, 1)))
         ax1.errorbar(s, f, yerr=[f - lo, hi - f], fmt="*" if r["n"] in held else "o", ms=5, color=col, lw=1,
                      capsize=2, label=f"n = {r['n']}" + (" (held out)" if r["n"] in held else ""))
         ax1.plot(s, f, "-", color=col, lw=0.8, alpha=0.6)
@@ -91,15 +93,19 @@ def plot_forecast(res, *, axes=None):
     ax2.errorbar([res.target_n], [fc["tau_mem"]], yerr=[[fc["tau_mem"] - fc["low"]], [fc["high"] - fc["tau_mem"]]],
                  fmt="s", mfc="none", color="k", capsize=3, label=f"forecast at n = {res.target_n}")
     for h in res.held_out:
+        col = held_cols[h["n"]]
         if h["measured"] is None:
-            ax2.plot([h["n"]], [h["horizon"]], "^", color="tab:red", ms=9,
-                     label=f"held out n = {h['n']}: > horizon")
+            ax2.plot([h["n"]], [h["horizon"]], "^", color=col, ms=10, mec="k",
+                     label=f"held out n = {h['n']}: not memorized by step {h['horizon']:,} (tau_mem above)")
         else:
             up = h["measured_high"] if np.isfinite(h["measured_high"]) else h["measured"] * 3
             ax2.errorbar([h["n"]], [h["measured"]], yerr=[[h["measured"] - h["measured_low"]], [up - h["measured"]]],
-                         fmt="*", ms=12, color="tab:red", capsize=3, label=f"held out n = {h['n']} (measured)")
+                         fmt="*", ms=12, color=col, capsize=3, label=f"held out n = {h['n']} (measured)")
     ax2.set_xscale("log")
     ax2.set_yscale("log")
+    ticks = sorted({int(v) for v in n_all})
+    ax2.set_xticks(ticks, [str(v) for v in ticks])
+    ax2.xaxis.set_minor_formatter(plt.NullFormatter())
     ax2.set_xlabel("training-set size n (points)")
     ax2.set_ylabel("tau_mem (optimizer steps)")
     ax2.set_title(f"(b) tau_mem fit and forecast (fthr = {fthr:g})")
@@ -107,21 +113,28 @@ def plot_forecast(res, *, axes=None):
 
     bmax = max(fc["high"], *(h["horizon"] for h in res.held_out)) if res.held_out else fc["high"]
     budgets = np.geomspace(max(min(t_fit.min(), fc["low"]) / 3, 1.0), bmax * 2, 120)
+    em = None
     if fit.gamma > 0:
         em = np.array([fit.n_emm(b) for b in budgets])
         ax3.plot(budgets, em[:, 0], "-", color="tab:purple", label="largest n memorizing within the budget")
-        ok = np.isfinite(em[:, 1]) & np.isfinite(em[:, 2])   # where the band crosses the budget inside the grid
-        ax3.fill_between(budgets, np.where(ok, em[:, 1], np.nan), np.where(ok, em[:, 2], np.nan), color="tab:purple",
-                         alpha=0.15, label=f"{100 * fit.level:.0f}% band")
     ax3.plot(t_fit, n_fit, "o", color="tab:blue", label="measured tau_mem(n)")
     for h in res.held_out:
         if h["measured"] is not None:
-            ax3.plot([h["measured"]], [h["n"]], "*", ms=12, color="tab:red")
+            ax3.plot([h["measured"]], [h["n"]], "*", ms=12, color=held_cols[h["n"]])
+        else:
+            ax3.plot([h["horizon"]], [h["n"]], ">", ms=9, mec="k", color=held_cols[h["n"]],
+                     label=f"held out n = {h['n']}: not memorized by step {h['horizon']:,}")
     if res.budget is not None:
         ax3.axvline(res.budget["steps"], color="k", ls=":", lw=1, label=f"budget {res.budget['steps']:,} steps")
     ax3.axhline(res.target_n, color="gray", ls="--", lw=0.8, label=f"target n = {res.target_n}")
     ax3.set_xscale("log")
     ax3.set_yscale("log")
+    if em is not None:   # the band; an edge that never crosses the budget inside the grid runs off the axes
+        bottom, top = ax3.get_ylim()
+        ax3.fill_between(budgets, np.where(np.isfinite(em[:, 1]), em[:, 1], bottom),
+                         np.where(np.isfinite(em[:, 2]), em[:, 2], top), color="tab:purple", alpha=0.15,
+                         label=f"{100 * fit.level:.0f}% band")
+        ax3.set_ylim(bottom, top)
     ax3.set_xlabel("training budget (optimizer steps)")
     ax3.set_ylabel("effective model memorization n_emm (points)")
     ax3.set_title("(c) EMM vs budget")

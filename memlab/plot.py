@@ -149,6 +149,31 @@ def _gen_inf(c):
     return float(c.gen[inf][0]) if np.any(inf) else float(c.gen[-1])
 
 
+def _curve_lines(axes, c, col, read_off, *, panel_c):
+    """One learning curve as lines on the four panels of :func:`plot_rf_curves` / :func:`plot_rf_theory`: (A) score
+    error, (B) train (solid) and test (dashed), (C) the losses against ``tau / tau_mem_formula`` (``panel_c="scaled"``)
+    or ``L_gen`` against ``tau`` (``"gen"``), (D) ``L_gen / L_gen(inf)`` against ``tau / tau_mem_formula``; the
+    read-off markers when given.  Returns ``tau_mem_formula``."""
+    fin = np.isfinite(c.tau) & (c.tau > 0)
+    tm = _tau_mem_formula(c.model)
+    lab = rf"$\psi_n$ = {c.model.psi_n:g}"
+    axes[0].plot(c.tau[fin], c.score_error[fin], color=col, lw=1.6, label=lab)
+    axes[1].plot(c.tau[fin], c.train[fin], color=col, lw=1.6, label=lab)
+    axes[1].plot(c.tau[fin], c.test[fin], color=col, lw=1.6, ls="--")
+    if panel_c == "scaled":
+        axes[2].plot(c.tau[fin] / tm, c.train[fin], color=col, lw=1.6, label=lab)
+        axes[2].plot(c.tau[fin] / tm, c.test[fin], color=col, lw=1.6, ls="--")
+    else:
+        axes[2].plot(c.tau[fin], c.gen[fin], color=col, lw=1.6, label=lab)
+    axes[3].plot(c.tau[fin] / tm, c.gen[fin] / _gen_inf(c), color=col, lw=1.6, label=lab)
+    if read_off is not None:
+        axes[0].plot([read_off.tau_gen_score_min], [read_off.score_min], "x", ms=8, mew=2, color=col)
+        if read_off.tau_mem_half_rise is not None:
+            axes[3].plot([read_off.tau_mem_half_rise / tm], [read_off.mem_fraction], "D", ms=6, color=col, mec="k",
+                         mew=0.5)
+    return tm
+
+
 def plot_rf_curves(curves, gd=None, *, gd_theory=None, read_offs=None, axes=None):
     """Learning curves of the random-features score model (arXiv:2505.17638 Fig. 5 / Fig. 11 analogue).
 
@@ -186,20 +211,7 @@ def plot_rf_curves(curves, gd=None, *, gd_theory=None, read_offs=None, axes=None
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for k, c in enumerate(curves):
         col = colors[k % len(colors)]
-        fin = np.isfinite(c.tau) & (c.tau > 0)
-        tm = _tau_mem_formula(c.model)
-        lab = rf"$\psi_n$ = {c.model.psi_n:g}"
-        axes[0].plot(c.tau[fin], c.score_error[fin], color=col, lw=1.6, label=lab)
-        axes[1].plot(c.tau[fin], c.train[fin], color=col, lw=1.6, label=lab)
-        axes[1].plot(c.tau[fin], c.test[fin], color=col, lw=1.6, ls="--")
-        axes[2].plot(c.tau[fin] / tm, c.train[fin], color=col, lw=1.6, label=lab)
-        axes[2].plot(c.tau[fin] / tm, c.test[fin], color=col, lw=1.6, ls="--")
-        axes[3].plot(c.tau[fin] / tm, c.gen[fin] / _gen_inf(c), color=col, lw=1.6, label=lab)
-        if read_offs is not None:
-            r = read_offs[k]
-            axes[0].plot([r.tau_gen_score_min], [r.score_min], "x", ms=8, mew=2, color=col)
-            if r.tau_mem_half_rise is not None:
-                axes[3].plot([r.tau_mem_half_rise / tm], [r.mem_fraction], "D", ms=6, color=col, mec="k", mew=0.5)
+        _curve_lines(axes, c, col, None if read_offs is None else read_offs[k], panel_c="scaled")
         for th in gd_theory or []:
             if th.model.psi_n != c.model.psi_n:
                 continue
@@ -284,19 +296,7 @@ def plot_rf_theory(theory, finite=None, *, read_offs=None, n_markers=14, axes=No
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for k, c in enumerate(theory):
         col = colors[k % len(colors)]
-        fin = np.isfinite(c.tau) & (c.tau > 0)
-        tm = _tau_mem_formula(c.model)
-        lab = rf"$\psi_n$ = {c.model.psi_n:g}"
-        axes[0].plot(c.tau[fin], c.score_error[fin], color=col, lw=1.6, label=lab)
-        axes[1].plot(c.tau[fin], c.train[fin], color=col, lw=1.6, label=lab)
-        axes[1].plot(c.tau[fin], c.test[fin], color=col, lw=1.6, ls="--")
-        axes[2].plot(c.tau[fin], c.gen[fin], color=col, lw=1.6, label=lab)
-        axes[3].plot(c.tau[fin] / tm, c.gen[fin] / _gen_inf(c), color=col, lw=1.6, label=lab)
-        if read_offs is not None:
-            r = read_offs[k]
-            axes[0].plot([r.tau_gen_score_min], [r.score_min], "x", ms=8, mew=2, color=col)
-            if r.tau_mem_half_rise is not None:
-                axes[3].plot([r.tau_mem_half_rise / tm], [r.mem_fraction], "D", ms=6, color=col, mec="k", mew=0.5)
+        tm = _curve_lines(axes, c, col, None if read_offs is None else read_offs[k], panel_c="gen")
         for g in finite or []:
             if g.model.psi_n != c.model.psi_n:
                 continue

@@ -45,6 +45,30 @@ def test_linear_law_fixes_gamma_one(a, n0, k):
     assert fit.gamma == 1.0 and fit.a == pytest.approx(a, rel=1e-9)
 
 
+@settings(max_examples=40, deadline=None)
+@given(a=st.floats(1.0, 1e5), n_c=st.floats(50.0, 1e5), fracs=st.lists(st.floats(0.01, 0.9), min_size=1, max_size=5,
+                                                                      unique=True))
+def test_rf_law_is_recovered_and_inverted(a, n_c, fracs):
+    """``law="rf"``: noise-free times a / (sqrt(n_c/n) - 1)^2 give back a; tau(n_emm(B)) = B; no memorization at
+    or beyond the threshold; far below it the law is linear with slope a / n_c."""
+    ns = np.array(sorted(fracs)) * n_c
+    tau = a / (np.sqrt(n_c / ns) - 1.0) ** 2
+    fit = fit_tau_mem(ns, tau, law="rf", n_c=n_c)
+    assert fit.a == pytest.approx(a, rel=1e-9)
+    n_star = 0.5 * n_c
+    b = a / (np.sqrt(2.0) - 1.0) ** 2
+    assert fit.n_emm(b)[0] == pytest.approx(n_star, rel=1e-9)
+    assert fit.predict(n_c * 1.01)[0] == np.inf
+    assert fit.predict(n_c * 1e-6)[0] == pytest.approx(a * 1e-6, rel=1e-2)
+
+
+def test_rf_law_needs_sizes_below_the_threshold():
+    with pytest.raises(ValueError, match="n_c"):
+        fit_tau_mem([64, 128], [10.0, 20.0], law="rf", n_c=100.0)
+    with pytest.raises(ValueError, match="n_c"):
+        fit_tau_mem([64, 128], [10.0, 20.0], law="power", n_c=100.0)
+
+
 def test_prediction_interval_covers_at_its_level():
     """Seeded Monte Carlo: log tau_i = log a + gamma log n_i + sigma z_i with sigma given through the intervals;
     the 95% prediction interval at an extrapolated size covers a fresh draw about 95% of the time (the normal
