@@ -36,7 +36,7 @@ from ..numerics.memorization import memorization_fraction
 from ..theory import checks
 from . import runtime
 
-__all__ = ["ResidualMLP", "ConvDenoiser", "ancestral_sample", "DDPMSchedule", "DDPMConfig", "DDPMRun", "train_ddpm", "two_mode_score",
+__all__ = ["ResidualMLP", "ConvDenoiser", "ancestral_sample", "ddpm_step", "DDPMSchedule", "DDPMConfig", "DDPMRun", "train_ddpm", "two_mode_score",
            "two_mode_log_density", "sample_two_mode", "kl_proxy", "checkpoint_steps", "n_params_formula"]
 
 
@@ -439,6 +439,25 @@ def ancestral_sample(model, n_gen, d, sample_steps, abar_np, gen_seed, dev, tdt)
     return x
 
 
+def ddpm_step(model, opt, x0: torch.Tensor, batch: int, abar: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """One optimiser update on the DDPM epsilon loss ``mean ||eps_theta(sqrt(abar_k) x + sqrt(1 - abar_k) eps, k) -
+    eps||^2`` (Ho et al. 2020, arXiv:2006.11239 Eq. 14): a mini-batch of ``batch`` rows of ``x0`` (all of them, in
+    order, when ``batch`` equals their number), one uniform diffusion step and one noise per row, all drawn from the
+    CPU generator ``gen`` in that order (so a resumed run with the generator's state repeats the draws).  Returns
+    the loss before the update."""
+    n, dim = x0.shape
+    dev = x0.device
+    xb = x0 if batch == n else x0[torch.randperm(n, generator=gen)[:batch].to(dev)]
+    kk = torch.randint(0, abar.shape[0], (batch,), generator=gen).to(dev)
+    eps = torch.randn((batch, dim), generator=gen, dtype=x0.dtype).to(dev)
+    ab = abar[kk][:, None]
+    loss = ((model(ab.sqrt() * xb + (1.0 - ab).sqrt() * eps, kk) - eps) ** 2).mean()
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return loss
+
+
 def train_ddpm(n: int, config: DDPMConfig | None = None, *, device=None, checkpoint=None, quiet: bool = False,
                progress_desc: str | None = None) -> DDPMRun:
     """Train the residual-MLP DDPM on the first ``n`` points of the fixed data stream and evaluate it at
@@ -522,18 +541,7 @@ def train_ddpm(n: int, config: DDPMConfig | None = None, *, device=None, checkpo
             target = pending.pop(0)
             model.train()
             while step < target:
-                if batch == n:
-                    xb = x0
-                else:
-                    xb = x0[torch.randperm(n, generator=gen)[:batch].to(dev)]
-                kk = torch.randint(0, sched.T, (batch,), generator=gen).to(dev)
-                eps = torch.randn((batch, cfg.d), generator=gen, dtype=tdt).to(dev)
-                ab = abar[kk][:, None]
-                xt = ab.sqrt() * xb + (1.0 - ab).sqrt() * eps
-                loss = ((model(xt, kk) - eps) ** 2).mean()
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
+                loss = ddpm_step(model, opt, x0, batch, abar, gen)
                 step += 1
                 if bar is not None:
                     bar.update(1)

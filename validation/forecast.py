@@ -348,7 +348,7 @@ def _train_one(task: dict) -> dict:
     import torch
 
     from ..numerics.memorization import memorization_fraction
-    from .ddpm_torch import DDPMSchedule, ancestral_sample
+    from .ddpm_torch import DDPMSchedule, ancestral_sample, ddpm_step
 
     cfg: ForecastConfig = task["config"]
     X, R = task["train"], task["ref"]
@@ -390,14 +390,7 @@ def _train_one(task: dict) -> dict:
         for target in (s for s in steps if s > start):
             net.train()
             while step < target:
-                xb = x0 if batch == n else x0[torch.randperm(n, generator=gen)[:batch].to(dev)]
-                kk = torch.randint(0, abar.shape[0], (batch,), generator=gen).to(dev)
-                eps = torch.randn((batch, dim), generator=gen, dtype=tdt).to(dev)
-                ab = abar[kk][:, None]
-                loss = ((net(ab.sqrt() * xb + (1.0 - ab).sqrt() * eps, kk) - eps) ** 2).mean()
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
+                loss = ddpm_step(net, opt, x0, batch, abar, gen)
                 step += 1
                 if bar is not None:
                     bar.update(1)
