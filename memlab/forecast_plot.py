@@ -129,6 +129,7 @@ def plot_forecast(res, *, axes=None):
     ax3.axhline(res.target_n, color="gray", ls="--", lw=0.8, label=f"target n = {res.target_n}")
     ax3.set_xscale("log")
     ax3.set_yscale("log")
+    ax3.xaxis.set_minor_formatter(plt.NullFormatter())
     if em is not None:   # the band; an edge that never crosses the budget inside the grid runs off the axes
         bottom, top = ax3.get_ylim()
         ax3.fill_between(budgets, np.where(np.isfinite(em[:, 1]), em[:, 1], bottom),
