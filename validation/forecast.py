@@ -102,14 +102,15 @@ def _digits():
     return load_digits().data.astype(np.float64), (8, 8), (0.0, 16.0)
 
 
-def _png_shape(folder: Path):
+def _png_shape(folder: Path, dim: int):
+    """``(H, W)`` or ``(H, W, C)`` of the images :func:`memlab.load_points` read from ``folder`` as rows of ``dim``
+    values (its rule on alpha channels decides ``C``)."""
     import matplotlib.image as mpimg
 
     first = sorted(f for f in folder.iterdir() if f.suffix.lower() == ".png" and f.is_file())[0]
-    img = np.asarray(mpimg.imread(first))
-    if img.ndim == 3 and img.shape[2] in (2, 4):
-        img = img[..., :-1] if np.all(img[..., -1] >= 1.0) or np.all(img[..., -1] == 255) else img
-    return tuple(int(v) for v in img.shape) if img.ndim == 3 and img.shape[2] > 1 else tuple(int(v) for v in img.shape[:2])
+    h, w = np.asarray(mpimg.imread(first)).shape[:2]
+    c = dim // (h * w)
+    return (h, w) if c == 1 else (h, w, c)
 
 
 def load_forecast_data(data, *, normalize: str = "auto", image_shape=None, key: str | None = None) -> ForecastData:
@@ -150,7 +151,7 @@ def load_forecast_data(data, *, normalize: str = "auto", image_shape=None, key: 
         raw = load_points(path, name="data", key=key).astype(np.float64)
         name = str(path)
         if path.is_dir():
-            shape, known = _png_shape(path), (0.0, 255.0)
+            shape, known = _png_shape(path, raw.shape[1]), (0.0, 255.0)
         else:
             obj = np.load(path, allow_pickle=False, mmap_mode="r" if path.suffix.lower() == ".npy" else None)
             if isinstance(obj, np.ndarray):
@@ -579,10 +580,6 @@ def _fmt(v) -> str:
     return "n/a" if v is None or not np.isfinite(v) else f"{v:,.0f}"
 
 
-def _nan_none(v):
-    return None if v is None or (isinstance(v, float) and math.isnan(v)) else v
-
-
 def _assemble(ns, held, runs, fthr, law, level, target_n, budget, data_info, settings, diagnostics):
     by_n = {r["n"]: r for r in runs}
     reads = [read_run(by_n[n], fthr) for n in ns]
@@ -645,7 +642,7 @@ def _assemble(ns, held, runs, fthr, law, level, target_n, budget, data_info, set
     bud = None
     if budget is not None:
         nc, nl, nh = fit.n_emm(budget)
-        bud = {"steps": int(budget), "n_emm": nc, "low": _nan_none(nl), "high": _nan_none(nh),
+        bud = {"steps": int(budget), "n_emm": nc, "low": nl, "high": nh,
                "target_at_risk": bool(low <= budget)}
     if not math.isfinite(low):
         last_safe = None
@@ -662,17 +659,6 @@ def _assemble(ns, held, runs, fthr, law, level, target_n, budget, data_info, set
                                 recommendation={"last_safe_step": last_safe, "text": text},
                                 alternatives=alternatives, runs=runs, data=data_info,
                                 settings=settings, diagnostics=diagnostics)
-
-
-def _sizes(name, values, minimum=2, allow_empty=False) -> list[int]:
-    if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
-        raise TypeError(f"{name} must be a sequence of training-set sizes (got {values!r})")
-    out = [checks.positive_int(name, v, minimum=minimum) for v in values]
-    if not out and not allow_empty:
-        raise ValueError(f"{name} must hold at least one training-set size >= {minimum} (got an empty list)")
-    if len(set(out)) != len(out):
-        raise ValueError(f"{name} must not repeat a size (got {list(values)})")
-    return sorted(out)
 
 
 def forecast_memorization(data, ns, *, target_n=None, held_out=(), budget=None, model="mlp",
@@ -746,8 +732,8 @@ def forecast_memorization(data, ns, *, target_n=None, held_out=(), budget=None, 
         Training diverged (lower ``lr``).
     """
     runtime.guard_worker_start()
-    ns = _sizes("ns", ns)
-    held = _sizes("held_out", held_out, allow_empty=True)
+    ns = runtime.training_sizes("ns", ns)
+    held = runtime.training_sizes("held_out", held_out, allow_empty=True)
     if set(ns) & set(held):
         raise ValueError(f"held_out must not repeat a fitted size (both hold {sorted(set(ns) & set(held))})")
     cfg = ForecastConfig() if config is None else config

@@ -42,6 +42,7 @@ import numpy as np
 
 from ..io import atomic_write
 from ..numerics.threads import thread_budget
+from ..theory import checks
 
 __all__ = ["atomic_save", "load_checkpoint", "write_json_atomic", "write_text_atomic", "JsonLines", "run_lock",
            "lock_owner", "OutputFolderBusy", "LOCK_NAME", "progress", "torch_dtype", "resolve_device",
@@ -175,6 +176,19 @@ def write_json_atomic(path, obj) -> Path:
     ``os.replace``); numpy arrays and scalars are written as lists and numbers.  The parent folder is created."""
     return write_text_atomic(path, json.dumps(obj, indent=1, default=_json_default))
 
+
+
+def training_sizes(name: str, values, *, minimum: int = 2, allow_empty: bool = False) -> list[int]:
+    """``values`` as a sorted list of distinct training-set sizes ``>= minimum`` (a ``TypeError``/``ValueError``
+    naming ``name`` otherwise); empty only with ``allow_empty``."""
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+        raise TypeError(f"{name} must be a sequence of training-set sizes (got {values!r})")
+    out = [checks.positive_int(name, v, minimum=minimum) for v in values]
+    if not out and not allow_empty:
+        raise ValueError(f"{name} must hold at least one training-set size >= {minimum} (got an empty list)")
+    if len(set(out)) != len(out):
+        raise ValueError(f"{name} must not repeat a size (got {list(values)})")
+    return sorted(out)
 
 # ---------------------------------------------------------------------------------------- output folders
 LOCK_NAME = "memlab.lock"

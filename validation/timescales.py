@@ -124,17 +124,6 @@ def ladder_checkpoints(ns, steps: int, n_checkpoints: int, *, scale_steps: bool 
     return out
 
 
-def _validate_ns(ns) -> list[int]:
-    if isinstance(ns, (str, bytes)) or not hasattr(ns, "__iter__"):
-        raise TypeError(f"ns must be a sequence of training-set sizes (got {ns!r})")
-    out = [checks.positive_int("ns", v, minimum=2) for v in ns]
-    if not out:
-        raise ValueError("ns must hold at least one training-set size >= 2 (got an empty list)")
-    if len(set(out)) != len(out):
-        raise ValueError(f"ns must not repeat a size (got {list(ns)})")
-    return sorted(out)
-
-
 @dataclass(frozen=True)
 class TimescaleStudy:
     """Result of :func:`timescale_study` (field names = JSON keys of ``study.json``; estimator names of
@@ -271,7 +260,7 @@ def timescale_study(ns, config=None, *, steps: int | None = None, scale_steps: b
     from .ddpm_torch import DDPMConfig
 
     runtime.guard_worker_start()
-    ns = _validate_ns(ns)
+    ns = runtime.training_sizes("ns", ns)
     cfg = DDPMConfig() if config is None else config
     if not isinstance(cfg, DDPMConfig):
         raise TypeError(f"config must be a DDPMConfig (got {type(cfg).__name__})")
